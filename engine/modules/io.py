@@ -1,0 +1,84 @@
+"""Input and Output: where tensors enter and leave a network.
+
+``Input`` copies what it is given (the gradient stops here); it has an optional ``dims``
+property (e.g. ``"1,28,28"``), ignored by the original's reader, used for shape inference.
+``Output`` passes its input through and carries the class ``labels`` as one string formatted
+like Java's ``Arrays.toString`` (``"[0, 1, 2]"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.modules.base import Module, Prop, register
+
+
+@register
+class Input(Module):
+    """Entry point of a network; copies the given tensor."""
+
+    type_name = "Input"
+    category = "Input-Output"
+    props = (Prop("dims", "ints", doc="sample shape, e.g. 1,28,28 (optional)"),)
+    example = {"props": {"dims": "3,4"}, "inputs": [(3, 4)]}
+
+    def forward(self, x: Any) -> Any:
+        dims = self.cfg["dims"]
+        if dims and tuple(x.shape[-len(dims):]) != tuple(dims) and x.size != _prod(dims):
+            raise self.shape_fail(f"input must have shape {tuple(dims)}", tuple(x.shape))
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output
+
+    def output_shape(self, in_shape: Any) -> Any:
+        dims = self.cfg["dims"]
+        if dims and in_shape is not None and tuple(in_shape) != tuple(dims):
+            if _prod(in_shape) != _prod(dims):
+                raise self.shape_fail(f"input must have shape {tuple(dims)}", tuple(in_shape))
+            return tuple(dims)
+        return tuple(dims) if in_shape is None and dims else in_shape
+
+
+@register
+class Output(Module):
+    """Exit point of a network; passes its input through, gradients are injected here."""
+
+    type_name = "Output"
+    category = "Input-Output"
+    props = (Prop("labels", "str", doc="class labels, e.g. [0, 1, 2]"),)
+    example = {"props": {"labels": "[a, b, c]"}, "inputs": [(3,)]}
+
+    @property
+    def labels(self) -> list[str]:
+        return parse_labels(self.cfg["labels"])
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output
+
+
+def parse_labels(text: str | None) -> list[str]:
+    """``"[0, 1, other]"`` -> ``["0", "1", "other"]`` (DIANNE strips brackets, splits on ", ")."""
+    if not text:
+        return []
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text:
+        return []
+    return [part.strip() for part in text.split(",")]
+
+
+def format_labels(labels: list[str]) -> str:
+    """The inverse of :func:`parse_labels`: Java ``Arrays.toString`` form."""
+    return "[" + ", ".join(str(label) for label in labels) + "]"
+
+
+def _prod(shape: Any) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

@@ -1,0 +1,91 @@
+"""Linear: y = W x + b with W stored ``[out][in]`` then the bias (DIANNE weight order).
+
+Batch rule of the original: odd-rank input (1-D, or a 3-D image flattened) is one sample,
+even-rank input (2-D, or 4-D flattened to ``(N, C*H*W)``) is a batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.modules.base import Module, Prop, register, uniform_fan_in
+
+
+@register
+class Linear(Module):
+    """Fully connected layer."""
+
+    type_name = "Linear"
+    category = "Layer"
+    trainable = True
+    props = (
+        Prop("input", "int", required=True, doc="number of input features"),
+        Prop("output", "int", required=True, doc="number of output features"),
+    )
+    example = {"props": {"input": 6, "output": 4}, "inputs": [(6,)]}
+
+    def setup(self) -> None:
+        n_in, n_out = self.cfg["input"], self.cfg["output"]
+        if n_in <= 0 or n_out <= 0:
+            raise self.fail("input and output must be positive", (n_in, n_out))
+        self.n_in, self.n_out = n_in, n_out
+        self.add_param("weight", (n_out, n_in))
+        self.add_param("bias", (n_out,))
+        self._x = None
+        self._out = None
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {
+            "weight": uniform_fan_in(rng, (self.n_out, self.n_in), self.n_in),
+            "bias": uniform_fan_in(rng, (self.n_out,), self.n_in),
+        }
+
+    def _flat_input(self, x: Any) -> Any:
+        if x.ndim % 2 == 1:  # one sample
+            flat = x.reshape(-1)
+        else:  # a batch
+            flat = x.reshape(x.shape[0], -1)
+        if flat.shape[-1] != self.n_in:
+            raise self.shape_fail(f"expects {self.n_in} input features", tuple(x.shape))
+        return flat
+
+    def forward(self, x: Any) -> Any:
+        xp = self.xp
+        flat = self._flat_input(x)
+        self._in_shape = x.shape
+        self._x = flat
+        w, b = self.params["weight"], self.params["bias"]
+        shape = (self.n_out,) if flat.ndim == 1 else (flat.shape[0], self.n_out)
+        out = self._out
+        if out is None or out.shape != shape or out.dtype != flat.dtype:
+            out = self._out = xp.empty(shape, dtype=np.result_type(flat.dtype, w.dtype))
+        if flat.ndim == 1:
+            xp.dot(w, flat, out=out)
+        else:
+            xp.dot(flat, w.T, out=out)
+        out += b
+        return out
+
+    def backward(self, grad_output: Any) -> Any:
+        xp = self.xp
+        w, flat = self.params["weight"], self._x
+        if flat.ndim == 1:
+            self.grads["weight"] += xp.outer(grad_output, flat)
+            self.grads["bias"] += grad_output
+            grad_input = w.T @ grad_output
+        else:
+            self.grads["weight"] += grad_output.T @ flat
+            self.grads["bias"] += grad_output.sum(axis=0)
+            grad_input = grad_output @ w
+        return grad_input.reshape(self._in_shape)
+
+    def output_shape(self, in_shape: Any) -> Any:
+        n = int(np.prod(in_shape))
+        if n != self.n_in:
+            raise self.shape_fail(f"expects {self.n_in} input features", tuple(in_shape))
+        return (self.n_out,)
+
+    def macs(self, in_shape: Any) -> int:
+        return self.n_in * self.n_out

@@ -1,0 +1,12 @@
+"""Test-wide settings: Qt renders offscreen (CI has no display)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("DIANNE_BACKEND", "numpy")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
