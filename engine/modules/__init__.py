@@ -25,7 +25,7 @@ from engine.modules.base import (
 # One file per family; each registers its classes on import. Missing families are an error.
 _FAMILIES = (
     "io", "linear", "activations", "conv", "pooling", "shape", "forkjoin", "regularization",
-    "preprocessing",
+    "preprocessing", "resize",
 )
 for _family in _FAMILIES:
     try:
