@@ -1,0 +1,116 @@
+"""The ``dianne`` command: with no arguments the desktop app, with a subcommand the CLI.
+
+Subcommands: ``eval`` (accuracy, top-3, confusion matrix and forward time on a dataset),
+``run`` (classify one input file), ``info`` (modules, shapes, parameters), ``examples`` (list or
+copy the bundled example networks). Every error the engine raises on bad input becomes one line
+on stderr naming the file or module at fault, and a non-zero exit status — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from engine.errors import DianneError
+
+log = logging.getLogger("dianne")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL",
+                   help="network folder (modules.txt + weight files), modules.txt, zip, or "
+                        "repository network name")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="weight tag (repeat for several, in order)")
+    p.add_argument("--output", metavar="ID", help="Output module (UUID or name) to use")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dianne",
+        description="DIANNE: modular neural networks. Without a subcommand the desktop app "
+                    "opens.")
+    parser.add_argument("--repository", metavar="DIR",
+                        help="repository root (default: $DIANNE_REPOSITORY or the user data "
+                             "folder)")
+    parser.add_argument("--backend", choices=("auto", "numpy", "cupy"),
+                        help="array backend (default: $DIANNE_BACKEND or auto)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("eval", help="evaluate a network on a dataset")
+    _add_model_options(p)
+    p.add_argument("--dataset", required=True, metavar="SPEC",
+                   help="'mnist' (bundled) or 'mnist:DIR'")
+    p.add_argument("--range", metavar="A,B", help="half-open sample range [A,B)")
+    p.add_argument("--labels", metavar="L1,L2,...", help="keep only these labels")
+    p.add_argument("--other", action="store_true", help="with --labels: add an 'other' class")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="samples per forward (default 1: one sample at a time)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("run", help="classify one input (.png/.jpg/.npy)")
+    _add_model_options(p)
+    p.add_argument("--input", required=True, metavar="FILE", help=".png, .jpg or .npy file")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="classes to show")
+
+    p = sub.add_parser("info", help="modules, shapes and parameter counts of a network")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="sample shape when the Input has no dims property")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("examples", help="list the bundled example networks, or copy one")
+    p.add_argument("action", nargs="?", choices=("list", "copy"), default="list")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("dest", nargs="?", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        return _open_app(parser)
+    from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except DianneError as exc:
+        print(f"dianne {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"dianne {args.command}: error:{name} {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"dianne {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _open_app(parser: argparse.ArgumentParser) -> int:
+    """The desktop app is its own issue; until it lands, say so and show the CLI."""
+    parser.print_help()
+    print("\nThe desktop app is not part of this version yet; the subcommands above work.",
+          file=sys.stderr)
+    return 0
+
+
+def print_json(obj: object) -> None:
+    json.dump(obj, sys.stdout)
+    sys.stdout.write("\n")

@@ -1,0 +1,358 @@
+"""The graph executor: runs a DIANNE module graph one sample (or a small batch) at a time.
+
+A :class:`Network` instantiates every module of a :class:`NetworkDescription` from the
+registry, orders them topologically and runs them synchronously: forks and joins follow the
+order of the ``next``/``prev`` arrays, several Inputs and Outputs are allowed, and backward can
+start from any subset of Outputs. An execution plan is computed once per set of requested
+outputs (only the modules those outputs need are run) and cached, so the hot path is a flat
+loop with no graph work. Duplicated entries in ``next``/``prev`` (builder artefacts seen in
+real files) collapse to one edge, as they did in the original where a join keeps one input per
+predecessor UUID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.backends import Backend, get_backend
+from engine.description import ModuleDescription, NetworkDescription
+from engine.errors import DianneError, FormatError, ModuleError
+from engine.modules import Module, module_class
+
+# Properties that are informational (or handled here) and never passed to a module's constructor.
+_NOT_CONSTRUCTOR = ("name", "category", "trainable")
+
+
+def _dedupe(ids: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for i in ids:
+        seen.setdefault(i, None)
+    return list(seen)
+
+
+def build_module(md: ModuleDescription, backend: Backend | None = None,
+                 dtype: Any = np.float32, source: str | None = None) -> Module:
+    """Instantiate one module from its description; errors name the file and the module."""
+    try:
+        cls = module_class(md.type)
+        props = {k: v for k, v in md.properties.items() if k not in _NOT_CONSTRUCTOR}
+        xp = backend.xp if backend is not None else np
+        return cls(id=md.id, name=md.properties.get("name") or md.type, xp=xp, dtype=dtype,
+                   **props)
+    except ModuleError as exc:
+        where = f"{source}: " if source else ""
+        text = str(exc)
+        if md.id not in text:
+            text = f"module {md.type} ({md.id}): {text}"
+        raise FormatError(f"{where}{text}") from None
+
+
+@dataclass
+class _Step:
+    """One module call in a plan: where its inputs come from."""
+
+    module: Module
+    # For each input: (producer id, index into the producer's output list or -1 for "whole").
+    sources: list[tuple[str, int]]
+    is_input: bool
+
+
+class Network:
+    """A runnable network: modules + topology + cached execution plans."""
+
+    def __init__(self, description: NetworkDescription, backend: Backend | str | None = None,
+                 dtype: Any = np.float32, seed: int | None = 0) -> None:
+        self.description = description
+        self.backend = backend if isinstance(backend, Backend) else get_backend(backend)
+        self.xp = self.backend.xp
+        self.dtype = np.dtype(dtype)
+        src = description.source
+        self.modules: dict[str, Module] = {}
+        for md in description.modules.values():
+            self.modules[md.id] = build_module(md, self.backend, self.dtype, src)
+        self._link(description)
+        self.order = self._toposort()
+        self.inputs = [m for m in self.order if self.modules[m].type_name == "Input"]
+        self.outputs = [m for m in self.order if self.modules[m].type_name == "Output"]
+        if not self.inputs:
+            raise FormatError(f"{src or description.name}: the network has no Input module")
+        self._plans: dict[tuple[str, ...], list[_Step]] = {}
+        self._last_plan: list[_Step] | None = None
+        self._values: dict[str, Any] = {}
+        self.input_grads: dict[str, Any] = {}
+        self.reset(seed)
+
+    # ------------------------------------------------------------------ topology
+    def _link(self, desc: NetworkDescription) -> None:
+        """Successor/predecessor lists: ``next``/``prev`` merged, de-duplicated, in file order."""
+        src = desc.source or desc.name
+        succ: dict[str, list[str]] = {i: [] for i in self.modules}
+        pred: dict[str, list[str]] = {i: [] for i in self.modules}
+        for md in desc.modules.values():
+            for n in md.next:
+                if n not in self.modules:
+                    raise FormatError(f"{src}: module {md.type} ({md.id}): next '{n}' is not a "
+                                      f"module of this network")
+                succ[md.id].append(n)
+            for p in md.prev:
+                if p not in self.modules:
+                    raise FormatError(f"{src}: module {md.type} ({md.id}): prev '{p}' is not a "
+                                      f"module of this network")
+                pred[md.id].append(p)
+        # An edge written on one side only still counts (files written by hand do this).
+        for m, ns in list(succ.items()):
+            for n in ns:
+                if m not in pred[n]:
+                    pred[n].append(m)
+        for m, ps in list(pred.items()):
+            for p in ps:
+                if m not in succ[p]:
+                    succ[p].append(m)
+        self.succ = {k: _dedupe(v) for k, v in succ.items()}
+        self.pred = {k: _dedupe(v) for k, v in pred.items()}
+        for mid, mod in self.modules.items():
+            mod.n_next = max(1, len(self.succ[mid]))
+            mod.n_prev = max(1, len(self.pred[mid]))
+            if len(self.pred[mid]) > 1 and not mod.join:
+                raise FormatError(
+                    f"{src}: {mod.label} has {len(self.pred[mid])} inputs but is not a Join "
+                    f"module (Concat, Accumulate, Average, Multiply, ...). Received prev: "
+                    f"{self.pred[mid]}")
+            if mod.type_name == "Input" and self.pred[mid]:
+                raise FormatError(f"{src}: {mod.label} is an Input but has prev "
+                                  f"{self.pred[mid]}")
+
+    def _toposort(self) -> list[str]:
+        indeg = {m: len(p) for m, p in self.pred.items()}
+        ready = [m for m in self.modules if indeg[m] == 0]
+        order: list[str] = []
+        file_pos = {m: i for i, m in enumerate(self.modules)}
+        while ready:
+            ready.sort(key=file_pos.__getitem__)
+            m = ready.pop(0)
+            order.append(m)
+            for n in self.succ[m]:
+                indeg[n] -= 1
+                if indeg[n] == 0:
+                    ready.append(n)
+        if len(order) != len(self.modules):
+            stuck = [self.modules[m].label for m in self.modules if m not in order]
+            raise FormatError(f"{self.description.source or self.description.name}: the "
+                              f"network has a cycle through {', '.join(stuck)}")
+        return order
+
+    def _plan(self, outputs: tuple[str, ...]) -> list[_Step]:
+        plan = self._plans.get(outputs)
+        if plan is not None:
+            return plan
+        needed: set[str] = set()
+        stack = list(outputs)
+        while stack:
+            m = stack.pop()
+            if m not in needed:
+                needed.add(m)
+                stack.extend(self.pred[m])
+        plan = []
+        for m in self.order:
+            if m not in needed:
+                continue
+            mod = self.modules[m]
+            sources = []
+            for p in self.pred[m]:
+                producer = self.modules[p]
+                idx = self.succ[p].index(m) if producer.fork else -1
+                sources.append((p, idx))
+            plan.append(_Step(mod, sources, mod.type_name == "Input"))
+        self._plans[outputs] = plan
+        return plan
+
+    # ------------------------------------------------------------------ lookup helpers
+    def module(self, key: str) -> Module:
+        """A module by UUID or by its (unique) name."""
+        if key in self.modules:
+            return self.modules[key]
+        hits = [m for m in self.modules.values() if m.name == key]
+        if len(hits) == 1:
+            return hits[0]
+        names = ", ".join(f"{m.name} ({m.id})" for m in self.modules.values()
+                          if m.type_name in ("Input", "Output")) or "none"
+        what = "is ambiguous" if hits else "is not a module of this network"
+        raise DianneError(f"'{key}' {what} (inputs/outputs: {names}). Received: {key!r}")
+
+    def _resolve(self, key: str, kind: str) -> str:
+        mod = self.module(key)
+        if mod.type_name != kind:
+            raise DianneError(f"{mod.label} is not an {kind}. Received: {key!r}")
+        return mod.id
+
+    # ------------------------------------------------------------------ execution
+    def forward(self, x: Any, outputs: Sequence[str] | str | None = None) -> Any:
+        """Run one forward pass.
+
+        ``x`` is one array for a single-Input network, else a mapping Input id/name -> array
+        or a sequence in Input order. Returns one array when one Output is asked for (or the
+        network has one), else a dict Output id -> array. Returned arrays are fresh copies.
+        """
+        single = isinstance(outputs, str) or (outputs is None and len(self.outputs) == 1)
+        if outputs is None:
+            wanted = tuple(self.outputs)
+        elif isinstance(outputs, str):
+            wanted = (self._resolve(outputs, "Output"),)
+        else:
+            wanted = tuple(self._resolve(o, "Output") for o in outputs)
+        if not wanted:
+            raise DianneError(f"{self.description.name}: the network has no Output module")
+        feeds = self._feeds(x)
+        plan = self._plan(wanted)
+        values = self._values
+        values.clear()
+        for step in plan:
+            mod = step.module
+            if step.is_input:
+                if mod.id not in feeds:
+                    raise DianneError(f"no value given for {mod.label}")
+                arg = feeds[mod.id]
+            else:
+                args = [values[p] if i < 0 else values[p][i] for p, i in step.sources]
+                arg = args if mod.join else args[0]
+            try:
+                values[mod.id] = mod.forward(arg)
+            except DianneError:
+                raise
+            except Exception as exc:  # rethrow with the module's identity (torch7 Container)
+                raise ModuleError(f"{mod.label}: forward failed: {exc}") from exc
+        self._last_plan = plan
+        if single:
+            return values[wanted[0]].copy()
+        return {o: values[o].copy() for o in wanted}
+
+    def _feeds(self, x: Any) -> dict[str, Any]:
+        xp, dtype = self.xp, self.dtype
+        if isinstance(x, Mapping):
+            return {self._resolve(k, "Input"): xp.asarray(v, dtype=dtype) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            if len(x) != len(self.inputs):
+                raise DianneError(f"{self.description.name} has {len(self.inputs)} inputs. "
+                                  f"Received: {len(x)} arrays")
+            return {i: xp.asarray(v, dtype=dtype) for i, v in zip(self.inputs, x, strict=True)}
+        if len(self.inputs) != 1:
+            raise DianneError(f"{self.description.name} has {len(self.inputs)} inputs; pass a "
+                              f"dict Input id -> array. Received: one array")
+        arr = x if (isinstance(x, self.xp.ndarray) and x.dtype == dtype) else xp.asarray(x, dtype)
+        return {self.inputs[0]: arr}
+
+    def backward(self, grad_outputs: Any) -> dict[str, Any]:
+        """Back-propagate from the Outputs of the last forward; returns Input id -> gradient.
+
+        ``grad_outputs`` is one array (single Output) or a mapping Output id/name -> array;
+        Outputs not mentioned contribute no gradient. Parameter gradients are *added* to
+        every module's ``grads`` (call :meth:`zero_grad` between steps).
+        """
+        plan = self._last_plan
+        if plan is None:
+            raise DianneError("backward called before forward")
+        xp = self.xp
+        if isinstance(grad_outputs, Mapping):
+            given = {self._resolve(k, "Output"): v for k, v in grad_outputs.items()}
+        else:
+            outs = [s.module.id for s in plan if s.module.type_name == "Output"]
+            if len(outs) != 1:
+                raise DianneError("several Outputs ran; pass a dict Output id -> gradient")
+            given = {outs[0]: grad_outputs}
+        # grads_to[m] collects gradients w.r.t. m's output(s): a list per successor slot.
+        grads_to: dict[str, list[tuple[int, Any]]] = {}
+        for oid, g in given.items():
+            grads_to.setdefault(oid, []).append((-1, xp.asarray(g, dtype=self.dtype)))
+        self.input_grads = {}
+        for step in reversed(plan):
+            mod = step.module
+            incoming = grads_to.get(mod.id)
+            if not incoming:
+                continue
+            if mod.fork:
+                slots: list[Any] = [None] * mod.n_next
+                for idx, g in incoming:
+                    slot = max(idx, 0)
+                    slots[slot] = g if slots[slot] is None else slots[slot] + g
+                grad_out: Any = slots
+            else:
+                grad_out = incoming[0][1]
+                for _, g in incoming[1:]:
+                    grad_out = grad_out + g
+            try:
+                grad_in = mod.backward(grad_out)
+            except DianneError:
+                raise
+            except Exception as exc:
+                raise ModuleError(f"{mod.label}: backward failed: {exc}") from exc
+            if step.is_input:
+                self.input_grads[mod.id] = grad_in
+                continue
+            grad_list = grad_in if mod.join else [grad_in]
+            for (p, idx), g in zip(step.sources, grad_list, strict=True):
+                if g is not None:
+                    grads_to.setdefault(p, []).append((idx, g))
+        return self.input_grads
+
+    # ------------------------------------------------------------------ parameters
+    def reset(self, seed: int | np.random.Generator | None = 0) -> None:
+        """Re-initialise every module's parameters from one seeded generator (file order)."""
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for mod in self.modules.values():
+            mod.reset(rng)
+
+    def zero_grad(self) -> None:
+        for mod in self.modules.values():
+            mod.zero_grad()
+
+    def train(self, mode: bool = True) -> Network:
+        for mod in self.modules.values():
+            mod.train(mode)
+        return self
+
+    def eval(self) -> Network:
+        return self.train(False)
+
+    def parameter_sizes(self) -> dict[str, int]:
+        """Module id -> length of its weight-file vector, for modules that have parameters."""
+        return {m: mod.parameter_size() for m, mod in self.modules.items()
+                if mod.parameter_size() > 0}
+
+    def parameter_count(self) -> int:
+        return sum(self.parameter_sizes().values())
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Module id -> flat float32 host vector, in the DIANNE weight-file layout."""
+        return {m: self.modules[m].get_flat() for m in self.parameter_sizes()}
+
+    def set_weights(self, weights: Mapping[str, Any], source: str | None = None) -> list[str]:
+        """Load flat vectors by module id; returns the ids loaded. Unknown ids are an error."""
+        loaded = []
+        for mid, flat in weights.items():
+            if mid not in self.modules:
+                raise FormatError(f"{source or 'weights'}: {mid} is not a module of "
+                                  f"{self.description.name}")
+            mod = self.modules[mid]
+            try:
+                mod.set_flat(flat)
+            except ModuleError as exc:
+                where = f"{source}: " if source else ""
+                raise FormatError(f"{where}{exc}") from None
+            loaded.append(mid)
+        return loaded
+
+    def labels(self, output: str | None = None) -> list[str]:
+        """The class labels of an Output (the only one when ``output`` is None)."""
+        oid = self._resolve(output, "Output") if output else self.single_output()
+        return list(self.modules[oid].labels)  # type: ignore[attr-defined]
+
+    def single_output(self) -> str:
+        if len(self.outputs) != 1:
+            listing = ", ".join(self.modules[o].label for o in self.outputs) or "none"
+            raise DianneError(f"{self.description.name} has {len(self.outputs)} Output "
+                              f"modules; choose one with --output (outputs: {listing})")
+        return self.outputs[0]

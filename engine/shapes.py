@@ -1,0 +1,181 @@
+"""Shape inference for a whole network, without running it.
+
+For every module: the input shape(s), the output shape (one sample, no batch axis), the number
+of parameters and the multiply-accumulates of one forward pass — or the reason the shape cannot
+be inferred, naming the module. The editor calls this after every edit, so it never raises for a
+bad module: the error is recorded on that module and everything downstream of it is marked as
+"unknown input" instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.description import NetworkDescription
+from engine.errors import DianneError
+from engine.graph import _dedupe, build_module
+from engine.modules import Module
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class ModuleShape:
+    """What shape inference knows about one module."""
+
+    id: str
+    type: str
+    name: str
+    in_shapes: list[Shape] = field(default_factory=list)
+    out_shape: Shape | list[Shape] | None = None
+    params: int = 0
+    macs: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.out_shape is not None
+
+
+@dataclass
+class NetworkShapes:
+    """Per-module results plus totals."""
+
+    modules: dict[str, ModuleShape]
+
+    @property
+    def params(self) -> int:
+        return sum(m.params for m in self.modules.values())
+
+    @property
+    def macs(self) -> int:
+        return sum(m.macs for m in self.modules.values())
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {k: m.error for k, m in self.modules.items() if m.error}
+
+    def __getitem__(self, key: str) -> ModuleShape:
+        return self.modules[key]
+
+
+def _shape_str(shape: Any) -> str:
+    return "x".join(str(d) for d in shape) if shape is not None else "?"
+
+
+def infer_shapes(desc: NetworkDescription,
+                 input_shapes: Shape | Mapping[str, Shape] | None = None) -> NetworkShapes:
+    """Infer shapes module by module in topological order.
+
+    ``input_shapes`` gives one sample's shape for the only Input (a tuple) or per Input id
+    (a mapping); an Input's own ``dims`` property is used when nothing is given for it.
+    """
+    results: dict[str, ModuleShape] = {}
+    modules: dict[str, Module] = {}
+    for md in desc.modules.values():
+        res = ModuleShape(md.id, md.type, md.properties.get("name") or md.type)
+        results[md.id] = res
+        try:
+            modules[md.id] = build_module(md)
+        except DianneError as exc:
+            res.error = str(exc).split(": ", 1)[-1] if desc.source else str(exc)
+    succ: dict[str, list[str]] = {m: [] for m in results}
+    pred: dict[str, list[str]] = {m: [] for m in results}
+    for md in desc.modules.values():
+        for n in md.next:
+            if n in results:
+                succ[md.id].append(n)
+                if md.id not in pred[n]:
+                    pred[n].append(md.id)
+        for p in md.prev:
+            if p in results:
+                pred[md.id].append(p)
+                if md.id not in succ[p]:
+                    succ[p].append(md.id)
+            else:
+                results[md.id].error = f"prev '{p}' is not a module of this network"
+    succ = {k: _dedupe(v) for k, v in succ.items()}
+    pred = {k: _dedupe(v) for k, v in pred.items()}
+    for mid, mod in modules.items():
+        mod.n_next = max(1, len(succ[mid]))
+        mod.n_prev = max(1, len(pred[mid]))
+
+    given: dict[str, Shape] = {}
+    if isinstance(input_shapes, Mapping):
+        given = {k: tuple(v) for k, v in input_shapes.items()}
+    elif input_shapes is not None:
+        firsts = [md.id for md in desc.modules.values() if md.type == "Input"]
+        given = {f: tuple(input_shapes) for f in firsts[:1]}
+
+    # Kahn's algorithm; modules in a cycle are reported as such.
+    indeg = {m: len(pred[m]) for m in results}
+    ready = [m for m in results if indeg[m] == 0]
+    done: list[str] = []
+    while ready:
+        m = ready.pop(0)
+        done.append(m)
+        for n in succ[m]:
+            indeg[n] -= 1
+            if indeg[n] == 0:
+                ready.append(n)
+    for m in results:
+        if m not in done and not results[m].error:
+            results[m].error = "part of a cycle"
+
+    for mid in done:
+        res, mod = results[mid], modules.get(mid)
+        if mod is None or res.error:
+            continue
+        res.params = mod.parameter_size()
+        ins: list[Shape] = []
+        missing = None
+        for p in pred[mid]:
+            pres, pmod = results[p], modules.get(p)
+            if not pres.ok or pmod is None:
+                missing = pres.name
+                break
+            out = pres.out_shape
+            if pmod.fork:
+                out = out[succ[p].index(mid)]  # type: ignore[index]
+            ins.append(tuple(out))  # type: ignore[arg-type]
+        if missing is not None:
+            res.error = f"input from '{missing}' has no known shape"
+            continue
+        res.in_shapes = ins
+        try:
+            if mod.type_name == "Input":
+                arg: Any = given.get(mid)
+                if arg is None and not mod.cfg.get("dims"):
+                    res.error = "Input shape unknown: set its dims property (e.g. 1,28,28)"
+                    continue
+            elif not ins:
+                res.error = "not connected to any input"
+                continue
+            else:
+                arg = ins if mod.join else ins[0]
+            out = mod.output_shape(arg)
+            res.out_shape = [tuple(o) for o in out] if mod.fork else tuple(out)
+            res.macs = int(mod.macs(arg)) if arg is not None else 0
+        except DianneError as exc:
+            res.error = str(exc)
+        except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
+            res.error = f"{mod.label}: cannot infer the output shape: {exc}"
+    return NetworkShapes(results)
+
+
+def describe(shape: ModuleShape) -> str:
+    """One line for a module: ``Linear 'fc1': 784 -> 20, 15700 params``."""
+    if shape.error:
+        return f"{shape.type} '{shape.name}': error: {shape.error}"
+    ins = ", ".join(_shape_str(s) for s in shape.in_shapes) or "-"
+    out = shape.out_shape
+    outs = ", ".join(_shape_str(o) for o in out) if isinstance(out, list) else _shape_str(out)
+    return f"{shape.type} '{shape.name}': {ins} -> {outs}, {shape.params} params, {shape.macs} MACs"
+
+
+def param_bytes(shapes: NetworkShapes) -> int:
+    return int(shapes.params * np.dtype(np.float32).itemsize)
