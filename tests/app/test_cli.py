@@ -208,3 +208,41 @@ def test_examples_list_and_copy(tmp_path):
     assert all(m["error"] is None for m in info["modules"])
     res = dianne("examples", "copy", "mnist-mlp", str(tmp_path / "copy"))
     assert res.returncode == 1 and "not empty" in res.stderr
+
+
+def test_multi_output_network_needs_output_and_repository_names_work(tmp_path, mnist20):
+    """A Big-Little style topology (Input -> Duplicate -> two branches, two Outputs) stored in
+    a repository: eval by repository name, --output by name, and a clear error without it."""
+    from engine.builder import NetworkBuilder
+    from engine.graph import Network
+    from engine.repository import Repository
+
+    b = NetworkBuilder("two-heads")
+    i, d = b.add("Input", dims="1,28,28"), b.add("Duplicate")
+    little, big = b.add("Linear", name="little", input=784, output=10), b.add(
+        "Linear", name="big", input=784, output=10)
+    o1 = b.add("Output", name="little-out", labels="[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")
+    o2 = b.add("Output", name="big-out", labels="[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")
+    b.chain(i, d)
+    b.connect(d, little).connect(d, big).connect(little, o1).connect(big, o2)
+    desc = b.build()
+    repo = Repository(tmp_path / "repo")
+    repo.store_network(desc)
+    net = Network(desc, backend="numpy", seed=4)
+    for mid, flat in net.get_weights().items():
+        repo.store_weights(mid, flat)
+
+    res = dianne("--repository", str(tmp_path / "repo"), "eval", "two-heads", "--dataset",
+                 "mnist", "--range", "0,200")
+    assert res.returncode == 1
+    assert "little-out" in res.stderr and "big-out" in res.stderr and "--output" in res.stderr
+    res = dianne("--repository", str(tmp_path / "repo"), "eval", "two-heads", "--dataset",
+                 "mnist", "--range", "0,200", "--output", "big-out", "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    x = read_idx("t10k-images-idx3-ubyte.gz")[:200].reshape(200, 784) / np.float32(255)
+    y = read_idx("t10k-labels-idx1-ubyte.gz")[:200]
+    w = net.modules[big].params["weight"]
+    bias = net.modules[big].params["bias"]
+    want = float(((x.astype(np.float32) @ w.T + bias).argmax(1) == y).mean())
+    assert got["samples"] == 200 and got["accuracy"] == pytest.approx(want, abs=0)
