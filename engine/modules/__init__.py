@@ -24,8 +24,8 @@ from engine.modules.base import (
 
 # One file per family; each registers its classes on import. Missing families are an error.
 _FAMILIES = (
-    "io", "linear", "activations", "conv", "pooling", "shape", "forkjoin", "regularization",
-    "preprocessing", "resize",
+    "io", "linear", "activations", "conv", "pooling", "unpooling", "shape", "forkjoin",
+    "regularization", "preprocessing", "resize",
 )
 for _family in _FAMILIES:
     try:

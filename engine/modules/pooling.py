@@ -1,0 +1,303 @@
+"""MaxPooling and AvgPooling (spec §4.1, §4.2 catalog rows); MaxUnpooling is in unpooling.py.
+
+The kind follows DIANNE's factory: ``depth`` set -> volumetric ``(C, D, H, W)``, else ``height``
+set -> spatial ``(C, H, W)``, else temporal ``(T, features)`` pooled over time (THNN Temporal*
+layout; the original's temporal AvgPooling forward also pools the time axis). One more leading
+axis is a batch. Strides default to the window, padding to 0, floor-mode output sizes, and a
+window of -1 spans the whole dimension (global pooling). Windows of up to ``LOOP_MAX`` elements
+are reduced with one vectorised ``maximum``/``add`` per kernel offset over strided slices; larger
+(global) windows reduce a strided window view in one call.
+
+MaxPooling is a Fork: ``forward`` returns one tensor per successor, the second of two being the
+argmax indices. Index convention (what MaxUnpooling consumes): the 0-based flat position of the
+maximum within one channel's unpadded plane (``h*W + w``; ``(d*H + h)*W + w`` volumetric; ``t``
+temporal), in the input's float dtype -- PyTorch's ``return_indices`` convention (THNN itself
+stored 1-based indices). Ties go to the first maximum in window scan order, as in THNN.
+AvgPooling does not count padding in the divisor (THNN ``count_include_pad=false``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from engine.modules.base import Module, Prop, register
+from engine.modules.conv_ops import (
+    AXES,
+    KINDS,
+    Scratch,
+    interior,
+    offset_slices,
+    out_size,
+    pad_input,
+    prod,
+    window_view,
+)
+
+LOOP_MAX = 16  # largest window (in elements) reduced offset by offset
+
+_WINDOW_PROPS = (
+    Prop("width", "int", required=True, doc="window on the last dimension (-1: all of it)"),
+    Prop("height", "int", doc="window on the 2nd last dimension (set: spatial; -1: all of it)"),
+    Prop("depth", "int", doc="window on the 3rd last dimension (set: volumetric; -1: all)"),
+    Prop("strideX", "int", doc="stride on the last dimension (default: the window width)"),
+    Prop("strideY", "int", doc="stride on the 2nd last dimension (default: the window height)"),
+    Prop("strideZ", "int", doc="stride on the 3rd last dimension (default: the window depth)"),
+    Prop("padX", "int", 0, doc="padding on the last dimension"),
+    Prop("padY", "int", 0, doc="padding on the 2nd last dimension"),
+)
+POOL_PROPS = (*_WINDOW_PROPS, Prop("padZ", "int", 0, doc="padding on the 3rd last dimension"))
+
+
+class _Geo:
+    """Resolved window geometry for one input size (cached per size by the module)."""
+
+    def __init__(self, size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
+                 p: tuple[int, ...], out: tuple[int, ...]) -> None:
+        self.size, self.k, self.s, self.p, self.out = size, k, s, p, out
+        self.nd, self.K = len(k), prod(k)
+        self.slices = offset_slices(k, s, out)
+        self.overlap = any(ss < kk for ss, kk in zip(s, k, strict=True))
+        self._tables: dict[Any, Any] = {}
+
+    def flat_index(self, xp: Any, arg: Any) -> Any:
+        """Window offset numbers -> flat positions in the unpadded plane (see module docs)."""
+        key = ("flat", id(xp))
+        if key not in self._tables:
+            plane = [prod(self.size[d + 1:]) for d in range(self.nd)]
+            starts = [(np.arange(o) * s - p) * ps
+                      for o, s, p, ps in zip(self.out, self.s, self.p, plane, strict=True)]
+            offs = [np.arange(k) * ps for k, ps in zip(self.k, plane, strict=True)]
+            base = functools.reduce(np.add.outer, starts).astype(np.int64)
+            off = functools.reduce(np.add.outer, offs).astype(np.int64).ravel()
+            self._tables[key] = (xp.asarray(base), xp.asarray(off))
+        base, off = self._tables[key]
+        return xp.take(off, arg) + base
+
+    def inv_count(self, xp: Any, dtype: Any) -> Any:
+        """1 / (number of non-padding elements per window), broadcastable to the output."""
+        if not any(self.p):
+            return 1.0 / self.K  # floor mode without padding: every window is full
+        key = ("inv", id(xp), np.dtype(dtype))
+        if key not in self._tables:
+            counts = []
+            for n, k, s, p, o in zip(self.size, self.k, self.s, self.p, self.out, strict=True):
+                start = np.arange(o) * s - p
+                counts.append(np.minimum(start + k, n) - np.maximum(start, 0))
+            count = functools.reduce(np.multiply.outer, counts)
+            self._tables[key] = xp.asarray(1.0 / count, dtype=dtype)
+        return self._tables[key]
+
+
+class PoolBase(Module):
+    """Window properties, kind, layout canonicalisation ``(N, C, *S)`` and geometry cache."""
+
+    category = "Layer"
+    props = POOL_PROPS
+
+    def setup(self) -> None:
+        c = self.cfg
+        w, h, d = c["width"], c["height"], c["depth"]
+        if d is not None:  # the factory's height default is 1
+            win: tuple[int, ...] = (d, 1 if h is None else h, w)
+        elif h is not None:
+            win = (h, w)
+        else:
+            win = (w,)
+        names = AXES[3 - len(win):]
+        strides = tuple(c["stride" + a] for a in names)
+        pads = tuple(c.get("pad" + a) or 0 for a in names)
+        if any(k == 0 or k < -1 for k in win):
+            raise self.fail("window sizes must be positive, or -1 for a whole dimension", win)
+        if any(s is not None and s != -1 and s < 1 for s in strides):
+            raise self.fail("strides must be positive", strides)
+        if any(p < 0 for p in pads) or any(k > 0 and 2 * p > k
+                                           for k, p in zip(win, pads, strict=True)):
+            raise self.fail("padding must be between 0 and half the window", pads)
+        self.nd, self.win, self.strides, self.pads = len(win), win, strides, pads
+        self.kind = KINDS[self.nd - 1]
+        self._geos: dict[tuple[int, ...], _Geo] = {}
+        self._scratch = Scratch()
+        self._state: tuple = ()
+
+    def _layout(self) -> str:
+        return {1: "(T, features)", 2: "(C, H, W)", 3: "(C, D, H, W)"}[self.nd]
+
+    def _canon(self, a: Any) -> tuple[Any, bool]:
+        """``a`` as ``(N, C, *S)`` (temporal: time moved last) and whether it was one sample."""
+        if a.ndim == self.nd + 1:
+            a, single = a[None], True
+        elif a.ndim == self.nd + 2:
+            single = False
+        else:
+            raise self.shape_fail(f"{self.kind} input must be {self._layout()} or a batch of "
+                                  "those", tuple(a.shape))
+        return (a.transpose(0, 2, 1) if self.nd == 1 else a), single
+
+    def _uncanon(self, a: Any, single: bool) -> Any:
+        if self.nd == 1:
+            a = a.transpose(0, 2, 1)
+        return a[0] if single else a
+
+    def _geometry(self, size: tuple[int, ...], what: Any) -> _Geo:
+        geo = self._geos.get(size)
+        if geo is not None:
+            return geo
+        k = tuple(n if kk == -1 else kk for n, kk in zip(size, self.win, strict=True))
+        s = tuple(kk if st is None or st == -1 else st
+                  for kk, st in zip(k, self.strides, strict=True))
+        if any(2 * p > kk for kk, p in zip(k, self.pads, strict=True)):
+            raise self.shape_fail(f"padding {self.pads} exceeds half the window {k}", what)
+        out = tuple(out_size(n, kk, ss, p)
+                    for n, kk, ss, p in zip(size, k, s, self.pads, strict=True))
+        if min(out) < 1:
+            raise self.shape_fail(f"input is smaller than the window {k}", what)
+        if len(self._geos) > 8:  # a few shapes in use at once (e.g. batch and single sample)
+            self._geos.clear()
+        geo = self._geos[size] = _Geo(size, k, s, self.pads, out)
+        return geo
+
+    def _pooled_shape(self, in_shape: Any) -> tuple[int, ...]:
+        shape = tuple(in_shape)
+        if len(shape) != self.nd + 1:
+            raise self.shape_fail(f"{self.kind} input must be {self._layout()}", shape)
+        if self.nd == 1:
+            return (self._geometry(shape[:1], shape).out[0], shape[1])
+        return (shape[0], *self._geometry(shape[1:], shape).out)
+
+
+def _max(xp: Any, src: Any, geo: _Geo) -> Any:
+    if geo.K <= LOOP_MAX:
+        best = src[geo.slices[0]].copy()
+        for sl in geo.slices[1:]:
+            xp.maximum(best, src[sl], out=best)
+        return best
+    view = window_view(xp, src, geo.k, geo.s, geo.out, k_last=True)
+    return view.max(axis=tuple(range(-geo.nd, 0)))
+
+
+def _max_arg(xp: Any, src: Any, geo: _Geo) -> tuple[Any, Any]:
+    """Maxima and the window offset number of each (first maximum in scan order wins)."""
+    if geo.K <= LOOP_MAX:
+        best = src[geo.slices[0]].copy()
+        arg = xp.zeros(best.shape, dtype=np.intp)
+        for i, sl in enumerate(geo.slices[1:], 1):
+            cand = src[sl]
+            arg[cand > best] = i
+            xp.maximum(best, cand, out=best)
+        return best, arg
+    win = window_view(xp, src, geo.k, geo.s, geo.out, k_last=True)
+    win = win.reshape((*src.shape[:2], *geo.out, geo.K))  # one copy, then a single argmax
+    arg = win.argmax(axis=-1)
+    return xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0], arg
+
+
+@register
+class MaxPooling(PoolBase):
+    """Max over windows; a Fork whose optional second output is the argmax index tensor."""
+
+    type_name = "MaxPooling"
+    fork = True
+    example = {
+        "props": {"width": 3, "height": 2, "strideX": 2, "strideY": 1, "padX": 1},
+        "inputs": [(2, 4, 7)],
+        "n_next": 2,
+        "check_outputs": [0],
+    }
+
+    def output_shape(self, in_shape: Any) -> Any:
+        return [self._pooled_shape(in_shape)] * max(self.n_next, 1)
+
+    def forward(self, x: Any) -> Any:
+        xp = self.xp
+        xb, single = self._canon(x)
+        geo = self._geometry(tuple(xb.shape[2:]), tuple(x.shape))
+        src = pad_input(xp, self._scratch, "pad", xb, (0, 0, *geo.p), -np.inf)
+        n_out = max(self.n_next, 1)
+        if n_out >= 2:
+            values, arg = _max_arg(xp, src, geo)
+        else:  # no index consumer: plain maxima; backward finds the argmax when it needs it
+            values, arg = _max(xp, src, geo), None
+        self._state = (tuple(x.shape), single, src, geo, arg)
+        out = self._uncanon(values, single)
+        outs = [out] * n_out
+        if n_out >= 2:
+            outs[1] = self._uncanon(geo.flat_index(xp, arg).astype(values.dtype), single)
+        return outs
+
+    def backward(self, grad_output: Any) -> Any:
+        xp = self.xp
+        in_shape, single, src, geo, arg = self._state
+        grads = list(grad_output) if isinstance(grad_output, list | tuple) else [grad_output]
+        total = None
+        for i, g in enumerate(grads):
+            if g is None or (i == 1 and len(grads) >= 2):  # the index branch carries no gradient
+                continue
+            total = g if total is None else total + g
+        if total is None:
+            return xp.zeros(in_shape, dtype=src.dtype)
+        if arg is None:
+            arg = _max_arg(xp, src, geo)[1]
+            self._state = (in_shape, single, src, geo, arg)
+        gc, _ = self._canon(total)
+        n, c = src.shape[:2]
+        plane = prod(geo.size)
+        flat = geo.flat_index(xp, arg).reshape(n * c, -1)
+        pos = (flat + (xp.arange(n * c) * plane)[:, None]).reshape(-1)
+        dt = np.result_type(src.dtype, gc.dtype)
+        if geo.overlap:  # an input may win several windows: sum its gradients
+            gin = xp.bincount(pos, weights=gc.reshape(-1), minlength=n * c * plane)
+            gin = gin.astype(dt, copy=False)
+        else:
+            gin = xp.zeros(n * c * plane, dtype=dt)
+            gin[pos] = gc.reshape(-1)
+        return self._uncanon(gin.reshape((n, c, *geo.size)), single).reshape(in_shape)
+
+
+@register
+class AvgPooling(PoolBase):
+    """Average over windows; padding is not counted in the divisor."""
+
+    type_name = "AvgPooling"
+    props = _WINDOW_PROPS  # the factory reads padX/padY only
+    example = {
+        "props": {"width": 2, "height": 3, "strideX": 1, "strideY": 2, "padX": 1, "padY": 1},
+        "inputs": [(2, 5, 4)],
+    }
+
+    def output_shape(self, in_shape: Any) -> Any:
+        return self._pooled_shape(in_shape)
+
+    def forward(self, x: Any) -> Any:
+        xp = self.xp
+        xb, single = self._canon(x)
+        geo = self._geometry(tuple(xb.shape[2:]), tuple(x.shape))
+        src = pad_input(xp, self._scratch, "pad", xb, (0, 0, *geo.p), 0.0)
+        if geo.K <= LOOP_MAX:
+            acc = src[geo.slices[0]].copy()
+            for sl in geo.slices[1:]:
+                xp.add(acc, src[sl], out=acc)
+        else:
+            view = window_view(xp, src, geo.k, geo.s, geo.out, k_last=True)
+            acc = view.sum(axis=tuple(range(-geo.nd, 0)))
+        acc *= geo.inv_count(xp, acc.dtype)
+        self._state = (tuple(x.shape), single, geo, tuple(src.shape), acc.dtype)
+        return self._uncanon(acc, single)
+
+    def backward(self, grad_output: Any) -> Any:
+        xp = self.xp
+        in_shape, single, geo, src_shape, dt = self._state
+        gc, _ = self._canon(grad_output)
+        share = gc.astype(np.result_type(gc.dtype, dt), copy=True)
+        share *= geo.inv_count(xp, share.dtype)
+        gpad = xp.zeros(src_shape, dtype=share.dtype)
+        if geo.overlap:
+            for sl in geo.slices:
+                gpad[sl] += share
+        else:  # disjoint windows: one broadcast write through the window view
+            view = window_view(xp, gpad, geo.k, geo.s, geo.out, k_last=True)
+            view[...] = share[(..., *([None] * geo.nd))]
+        gin = gpad[interior((0, 0, *geo.p))]
+        return self._uncanon(gin, single).reshape(in_shape)
