@@ -81,7 +81,9 @@ def get_backend(choice: str | None = None) -> Backend:
     """
     choice = (choice or os.environ.get("DIANNE_BACKEND") or "auto").strip().lower()
     if choice not in CHOICES:
-        raise BackendError(f"unknown backend; choose one of {', '.join(CHOICES)}. Received: {choice!r}")
+        raise BackendError(
+            f"unknown backend; choose one of {', '.join(CHOICES)}. Received: {choice!r}"
+        )
     if choice in _cache:
         return _cache[choice]
     if choice == "numpy":

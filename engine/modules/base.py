@@ -39,7 +39,9 @@ class Prop:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Prop {self.name}: kind must be one of {KINDS}. Received: {self.kind}")
+            raise ValueError(
+                f"Prop {self.name}: kind must be one of {KINDS}. Received: {self.kind}"
+            )
 
     def parse(self, raw: Any) -> Any:
         """Turn a JSON value (string in the file, or a typed Python value) into this kind.
@@ -192,7 +194,9 @@ class Module:
     def label(self) -> str:
         return module_label(self.id, self.type_name, self.name)
 
-    def fail(self, message: str, received: Any, cls: type[ModuleError] = ModuleError) -> ModuleError:
+    def fail(
+        self, message: str, received: Any, cls: type[ModuleError] = ModuleError
+    ) -> ModuleError:
         """Build an error naming this module; ``raise self.fail(...)``."""
         return cls(f"{self.label}: {message}. Received: {received!r}")
 
