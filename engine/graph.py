@@ -51,6 +51,10 @@ def build_module(md: ModuleDescription, backend: Backend | None = None,
         raise FormatError(f"{where}{text}") from None
 
 
+# How a step gets its argument (precomputed so the hot loop does no graph work).
+_FEED, _WHOLE, _PICK, _JOIN = 0, 1, 2, 3
+
+
 @dataclass
 class _Step:
     """One module call in a plan: where its inputs come from."""
@@ -59,6 +63,17 @@ class _Step:
     # For each input: (producer id, index into the producer's output list or -1 for "whole").
     sources: list[tuple[str, int]]
     is_input: bool
+
+    def __post_init__(self) -> None:
+        if self.is_input:
+            self.kind = _FEED
+        elif self.module.join:
+            self.kind = _JOIN
+        else:
+            self.kind = _WHOLE if self.sources[0][1] < 0 else _PICK
+        self.src, self.idx = self.sources[0] if self.sources else (self.module.id, -1)
+        self.mid = self.module.id
+        self.call = self.module.forward
 
 
 class Network:
@@ -210,21 +225,26 @@ class Network:
         plan = self._plan(wanted)
         values = self._values
         values.clear()
-        for step in plan:
-            mod = step.module
-            if step.is_input:
-                if mod.id not in feeds:
-                    raise DianneError(f"no value given for {mod.label}")
-                arg = feeds[mod.id]
-            else:
-                args = [values[p] if i < 0 else values[p][i] for p, i in step.sources]
-                arg = args if mod.join else args[0]
-            try:
-                values[mod.id] = mod.forward(arg)
-            except DianneError:
-                raise
-            except Exception as exc:  # rethrow with the module's identity (torch7 Container)
-                raise ModuleError(f"{mod.label}: forward failed: {exc}") from exc
+        step = None
+        try:
+            for step in plan:
+                kind = step.kind
+                if kind == _WHOLE:
+                    arg = values[step.src]
+                elif kind == _PICK:
+                    arg = values[step.src][step.idx]
+                elif kind == _JOIN:
+                    arg = [values[p] if i < 0 else values[p][i] for p, i in step.sources]
+                else:
+                    arg = feeds.get(step.mid)
+                    if arg is None:
+                        raise DianneError(f"no value given for {step.module.label}")
+                values[step.mid] = step.call(arg)
+        except DianneError:
+            raise
+        except Exception as exc:  # rethrow with the module's identity (torch7 Container)
+            label = step.module.label if step is not None else self.description.name
+            raise ModuleError(f"{label}: forward failed: {exc}") from exc
         self._last_plan = plan
         if single:
             return values[wanted[0]].copy()
