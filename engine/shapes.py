@@ -164,7 +164,10 @@ def infer_shapes(desc: NetworkDescription,
             res.error = str(exc)
         except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
             res.error = f"{mod.label}: cannot infer the output shape: {exc}"
-    return NetworkShapes(results)
+    # Report in execution order (then whatever sits in a cycle), not in file order.
+    ordered = {m: results[m] for m in done}
+    ordered.update({m: r for m, r in results.items() if m not in ordered})
+    return NetworkShapes(ordered)
 
 
 def describe(shape: ModuleShape) -> str:

@@ -51,6 +51,22 @@ def run_forward(mod, xs):
     return [np.array(o, copy=True) for o in outs]
 
 
+def numeric_gradient(array: np.ndarray, loss) -> np.ndarray:
+    """Central differences of ``loss()`` w.r.t. every element of ``array`` (changed in place
+    and restored)."""
+    num = np.zeros_like(array)
+    flat = array.reshape(-1)  # a view: the module sees the perturbation
+    for j in range(flat.size):
+        old = flat[j]
+        flat[j] = old + EPS
+        lp = loss()
+        flat[j] = old - EPS
+        lm = loss()
+        flat[j] = old
+        num.reshape(-1)[j] = (lp - lm) / (2 * EPS)
+    return num
+
+
 def loss_of(outs, weights, check):
     return sum(float(np.sum(outs[k] * weights[k])) for k in check)
 
@@ -79,34 +95,18 @@ def test_gradient_check(type_name):
     gi = mod.backward(go if mod.fork else go[0])
     gis = list(gi) if mod.join else [gi]
 
+    def loss() -> float:
+        return loss_of(run_forward(mod, xs), weights, check_out)
+
     for i in ex.get("check_inputs", range(len(xs))):
         x = xs[i]
-        num = np.zeros_like(x)
-        flat = x.reshape(-1)
-        for j in range(flat.size):
-            old = flat[j]
-            flat[j] = old + EPS
-            lp = loss_of(run_forward(mod, xs), weights, check_out)
-            flat[j] = old - EPS
-            lm = loss_of(run_forward(mod, xs), weights, check_out)
-            flat[j] = old
-            num.reshape(-1)[j] = (lp - lm) / (2 * EPS)
+        num = numeric_gradient(x, loss)
         got = np.asarray(gis[i], dtype=np.float64).reshape(x.shape)
         np.testing.assert_allclose(got, num, rtol=RTOL, atol=ATOL,
                                    err_msg=f"{type_name}: grad of input {i}")
 
     for pname, grad in mod.grads.items():
-        p = mod.params[pname]
-        num = np.zeros_like(p)
-        flat = p.reshape(-1)
-        for j in range(flat.size):
-            old = flat[j]
-            flat[j] = old + EPS
-            lp = loss_of(run_forward(mod, xs), weights, check_out)
-            flat[j] = old - EPS
-            lm = loss_of(run_forward(mod, xs), weights, check_out)
-            flat[j] = old
-            num.reshape(-1)[j] = (lp - lm) / (2 * EPS)
+        num = numeric_gradient(mod.params[pname], loss)
         np.testing.assert_allclose(grad, num, rtol=RTOL, atol=ATOL,
                                    err_msg=f"{type_name}: grad of parameter {pname}")
 

@@ -61,3 +61,13 @@ def test_fork_join_shapes():
     assert shapes.errors == {}
     assert shapes[c].in_shapes == [(3,), (2,)]
     assert shapes[o].out_shape == (5,)
+
+
+def test_results_come_in_execution_order():
+    desc = sequential("mlp", [("Linear", {"input": 4, "output": 3}), ("ReLU", {})],
+                      input_dims=(4,))
+    # shuffle the file order: reported order must still follow the graph
+    ids = list(desc.modules)
+    desc.modules = {k: desc.modules[k] for k in reversed(ids)}
+    assert [m.type for m in infer_shapes(desc).modules.values()] == [
+        "Input", "Linear", "ReLU", "Output"]
