@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FormatError, module_label
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write, load_json
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _RESERVED = ("id", "type", "next", "prev")
@@ -164,13 +164,7 @@ def parse_network(
     text: str, source: str = "<string>", name: str | None = None
 ) -> NetworkDescription:
     """Parse ``modules.txt`` text; ``name`` is used when the file has none (bare form)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    try:
-        doc = json.loads(text, parse_int=_Num, parse_float=_Num, parse_constant=_Num)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}: "
-                          f"{exc.msg}") from None
+    doc = load_json(text, source, parse_int=_Num, parse_float=_Num, parse_constant=_Num)
     if not isinstance(doc, dict):
         raise FormatError(f"{source}: the top level must be a JSON object. Received: "
                           f"{type(doc).__name__}")

@@ -1,4 +1,5 @@
-"""Crash-safe file writing shared by the network, layout, weight and repository code.
+"""Crash-safe file writing (and JSON reading) shared by the network, layout, weight and
+repository code.
 
 Every file the engine writes goes through :func:`atomic_write`: the bytes go to a temporary file
 in the destination folder, are flushed and fsynced, and the temporary file then replaces the
@@ -8,9 +9,13 @@ or the new one, never a truncated mix, and never a stray temporary file.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from engine.errors import FormatError
 
 # The process umask, read once: mkstemp creates files with mode 0600, and a network folder
 # written by us should get the same permissions as one written by any other program.
@@ -62,3 +67,15 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def load_json(text: str, source: str, **hooks: Any) -> Any:
+    """``json.loads`` of a file's text (a leading BOM tolerated); a syntax error becomes a
+    :class:`FormatError` naming ``source`` with the line and column."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from None

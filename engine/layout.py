@@ -11,7 +11,6 @@ the node list: a node whose id was removed from it is dropped, a new id is appen
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import re
@@ -20,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.errors import FormatError
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write, load_json
 
 
 @dataclass
@@ -45,11 +44,7 @@ def _number(value: object) -> bool:
 
 def parse_layout(text: str, source: str = "<string>") -> Layout:
     """Parse ``layout.txt`` text; nodes without a usable id or position are kept, not read."""
-    try:
-        doc = json.loads(text[1:] if text.startswith("\ufeff") else text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}: "
-                          f"{exc.msg}") from None
+    doc = load_json(text, source)
     if not isinstance(doc, dict):
         raise FormatError(f"{source}: the layout must be a JSON object. "
                           f"Received: {type(doc).__name__}")

@@ -10,3 +10,8 @@ os.environ.setdefault("DIANNE_BACKEND", "numpy")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+# The eight composites written by the original DIANNE (spec section 8.1).
+COMPOSITES = SHARED / "fixtures" / "dianne" / "composites"
+COMPOSITE_NAMES = ["ConvLayer", "Fractal-3", "GRU", "Inception_v1", "Inception_v2", "LSTM",
+                   "Residual", "Residual_b"]

@@ -27,11 +27,9 @@ from engine.description import (
     write_network,
 )
 from engine.errors import FormatError
-from tests.conftest import SHARED
+from tests.conftest import COMPOSITE_NAMES as NAMES
+from tests.conftest import COMPOSITES
 
-COMPOSITES = SHARED / "fixtures" / "dianne" / "composites"
-NAMES = ["ConvLayer", "Fractal-3", "GRU", "Inception_v1", "Inception_v2", "LSTM", "Residual",
-         "Residual_b"]
 HAND_EDITED = {"ConvLayer", "GRU"}  # end with a newline the Java writer never emits
 
 A = "a36a7229-7d9b-8776-666e-a3adae26e01e"

@@ -21,11 +21,9 @@ from engine.layout import (
     read_layout,
     write_layout,
 )
-from tests.conftest import SHARED
+from tests.conftest import COMPOSITE_NAMES as NAMES
+from tests.conftest import COMPOSITES
 
-COMPOSITES = SHARED / "fixtures" / "dianne" / "composites"
-NAMES = ["ConvLayer", "Fractal-3", "GRU", "Inception_v1", "Inception_v2", "LSTM", "Residual",
-         "Residual_b"]
 CONV_INPUT = "1c79f52b-beea-9d55-8f87-274b03934a35"
 
 
