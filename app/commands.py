@@ -143,8 +143,12 @@ def format_confusion(matrix: list[list[int]], labels: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- run
-def load_input(path: str, shape: tuple[int, ...] | None) -> np.ndarray:
-    """A ``.npy`` file as is (its size must match), or an image converted to ``shape``."""
+def load_input(path: str, shape: tuple[int, ...] | None, exact: bool = False) -> np.ndarray:
+    """A ``.npy`` file as is, or an image converted to ``shape``.
+
+    With ``exact`` (the Input declares its ``dims``) a ``.npy`` array must have that shape;
+    when the shape was only guessed from the first layer, its size must match.
+    """
     file = Path(path)
     if not file.is_file():
         raise DianneError(f"{path}: no such input file")
@@ -153,7 +157,8 @@ def load_input(path: str, shape: tuple[int, ...] | None) -> np.ndarray:
             arr = np.load(file, allow_pickle=False)
         except ValueError as exc:
             raise DianneError(f"{path}: not a numeric .npy array: {exc}") from None
-        if shape is not None and arr.size != int(np.prod(shape)):
+        wrong = arr.shape != shape if exact else arr.size != int(np.prod(shape or arr.shape))
+        if shape is not None and wrong:
             raise DianneError(f"{path}: the network's Input takes shape {shape}. "
                               f"Received: {arr.shape}")
         return np.asarray(arr, dtype=np.float32).reshape(shape) if shape else arr
@@ -204,7 +209,8 @@ def to_probabilities(out: np.ndarray) -> np.ndarray:
 def cmd_run(args: argparse.Namespace) -> int:
     net = load_network(args)
     oid = pick_output(net, args.output)
-    x = load_input(args.input, input_shape(net))
+    declared = bool(net.modules[net.inputs[0]].cfg.get("dims"))
+    x = load_input(args.input, input_shape(net), exact=declared)
     net.eval()
     start = time.perf_counter()
     out = net.backend.to_host(net.forward(x, outputs=oid))

@@ -246,3 +246,15 @@ def test_multi_output_network_needs_output_and_repository_names_work(tmp_path, m
     bias = net.modules[big].params["bias"]
     want = float(((x.astype(np.float32) @ w.T + bias).argmax(1) == y).mean())
     assert got["samples"] == 200 and got["accuracy"] == pytest.approx(want, abs=0)
+
+
+def test_run_npy_must_match_declared_dims(tmp_path):
+    res = dianne("examples", "copy", "mnist-mlp", str(tmp_path / "mlp"))
+    assert res.returncode == 0, res.stderr
+    np.save(tmp_path / "flat.npy", np.zeros(784, dtype=np.float32))
+    res = dianne("run", str(tmp_path / "mlp"), "--input", str(tmp_path / "flat.npy"))
+    assert res.returncode == 1 and "(1, 28, 28)" in res.stderr and "(784,)" in res.stderr
+    np.save(tmp_path / "ok.npy", np.zeros((1, 28, 28), dtype=np.float32))
+    res = dianne("run", str(tmp_path / "mlp"), "--input", str(tmp_path / "ok.npy"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)["output"]) == 10
