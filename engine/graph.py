@@ -34,6 +34,55 @@ def _dedupe(ids: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def link(desc: NetworkDescription) -> tuple[dict[str, list[str]], dict[str, list[str]],
+                                            list[tuple[str, str, str]]]:
+    """Successor and predecessor lists of every module, from ``next`` and ``prev`` merged (an
+    edge written on one side only still counts: hand-written files do this), de-duplicated, in
+    file order. Also returns the dangling references as (module id, "next"|"prev", missing id).
+    """
+    ids = desc.modules
+    succ: dict[str, list[str]] = {i: [] for i in ids}
+    pred: dict[str, list[str]] = {i: [] for i in ids}
+    dangling: list[tuple[str, str, str]] = []
+    # First each module's own arrays (their order is semantic: Split outputs, Concat inputs),
+    # then the edges that only the other side wrote.
+    for md in ids.values():
+        for side, refs, own in (("next", md.next, succ), ("prev", md.prev, pred)):
+            for ref in refs:
+                if ref in ids:
+                    own[md.id].append(ref)
+                else:
+                    dangling.append((md.id, side, ref))
+    for md in ids.values():
+        for ref in md.next:
+            if ref in ids:
+                pred[ref].append(md.id)
+        for ref in md.prev:
+            if ref in ids:
+                succ[ref].append(md.id)
+    return ({k: _dedupe(v) for k, v in succ.items()}, {k: _dedupe(v) for k, v in pred.items()},
+            dangling)
+
+
+def topological_order(ids: list[str], succ: Mapping[str, list[str]],
+                      pred: Mapping[str, list[str]]) -> list[str]:
+    """Kahn's algorithm, ties broken by the order of ``ids``; modules on a cycle (and behind
+    one) are left out, so ``len(result) < len(ids)`` means there is a cycle."""
+    indeg = {m: len(pred[m]) for m in ids}
+    position = {m: i for i, m in enumerate(ids)}
+    ready = [m for m in ids if indeg[m] == 0]
+    order: list[str] = []
+    while ready:
+        ready.sort(key=position.__getitem__)
+        m = ready.pop(0)
+        order.append(m)
+        for n in succ[m]:
+            indeg[n] -= 1
+            if indeg[n] == 0:
+                ready.append(n)
+    return order
+
+
 def build_module(md: ModuleDescription, backend: Backend | None = None,
                  dtype: Any = np.float32, source: str | None = None) -> Module:
     """Instantiate one module from its description; errors name the file and the module."""
@@ -103,32 +152,14 @@ class Network:
 
     # ------------------------------------------------------------------ topology
     def _link(self, desc: NetworkDescription) -> None:
-        """Successor/predecessor lists: ``next``/``prev`` merged, de-duplicated, in file order."""
+        """Successor/predecessor lists (see :func:`link`); dangling ids are errors here."""
         src = desc.source or desc.name
-        succ: dict[str, list[str]] = {i: [] for i in self.modules}
-        pred: dict[str, list[str]] = {i: [] for i in self.modules}
-        for md in desc.modules.values():
-            for n in md.next:
-                if n not in self.modules:
-                    raise FormatError(f"{src}: module {md.type} ({md.id}): next '{n}' is not a "
-                                      f"module of this network")
-                succ[md.id].append(n)
-            for p in md.prev:
-                if p not in self.modules:
-                    raise FormatError(f"{src}: module {md.type} ({md.id}): prev '{p}' is not a "
-                                      f"module of this network")
-                pred[md.id].append(p)
-        # An edge written on one side only still counts (files written by hand do this).
-        for m, ns in list(succ.items()):
-            for n in ns:
-                if m not in pred[n]:
-                    pred[n].append(m)
-        for m, ps in list(pred.items()):
-            for p in ps:
-                if m not in succ[p]:
-                    succ[p].append(m)
-        self.succ = {k: _dedupe(v) for k, v in succ.items()}
-        self.pred = {k: _dedupe(v) for k, v in pred.items()}
+        self.succ, self.pred, dangling = link(desc)
+        if dangling:
+            mid, side, missing = dangling[0]
+            md = desc.modules[mid]
+            raise FormatError(f"{src}: module {md.type} ({md.id}): {side} '{missing}' is not a "
+                              f"module of this network")
         for mid, mod in self.modules.items():
             mod.n_next = max(1, len(self.succ[mid]))
             mod.n_prev = max(1, len(self.pred[mid]))
@@ -142,18 +173,7 @@ class Network:
                                   f"{self.pred[mid]}")
 
     def _toposort(self) -> list[str]:
-        indeg = {m: len(p) for m, p in self.pred.items()}
-        ready = [m for m in self.modules if indeg[m] == 0]
-        order: list[str] = []
-        file_pos = {m: i for i, m in enumerate(self.modules)}
-        while ready:
-            ready.sort(key=file_pos.__getitem__)
-            m = ready.pop(0)
-            order.append(m)
-            for n in self.succ[m]:
-                indeg[n] -= 1
-                if indeg[n] == 0:
-                    ready.append(n)
+        order = topological_order(list(self.modules), self.succ, self.pred)
         if len(order) != len(self.modules):
             stuck = [self.modules[m].label for m in self.modules if m not in order]
             raise FormatError(f"{self.description.source or self.description.name}: the "

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.description import NetworkDescription
 from engine.errors import DianneError
-from engine.graph import _dedupe, build_module
+from engine.graph import build_module, link, topological_order
 from engine.modules import Module
 
 Shape = tuple[int, ...]
@@ -83,23 +83,9 @@ def infer_shapes(desc: NetworkDescription,
             modules[md.id] = build_module(md)
         except DianneError as exc:
             res.error = str(exc).split(": ", 1)[-1] if desc.source else str(exc)
-    succ: dict[str, list[str]] = {m: [] for m in results}
-    pred: dict[str, list[str]] = {m: [] for m in results}
-    for md in desc.modules.values():
-        for n in md.next:
-            if n in results:
-                succ[md.id].append(n)
-                if md.id not in pred[n]:
-                    pred[n].append(md.id)
-        for p in md.prev:
-            if p in results:
-                pred[md.id].append(p)
-                if md.id not in succ[p]:
-                    succ[p].append(md.id)
-            else:
-                results[md.id].error = f"prev '{p}' is not a module of this network"
-    succ = {k: _dedupe(v) for k, v in succ.items()}
-    pred = {k: _dedupe(v) for k, v in pred.items()}
+    succ, pred, dangling = link(desc)
+    for mid, side, missing in dangling:
+        results[mid].error = f"{side} '{missing}' is not a module of this network"
     for mid, mod in modules.items():
         mod.n_next = max(1, len(succ[mid]))
         mod.n_prev = max(1, len(pred[mid]))
@@ -111,17 +97,7 @@ def infer_shapes(desc: NetworkDescription,
         firsts = [md.id for md in desc.modules.values() if md.type == "Input"]
         given = {f: tuple(input_shapes) for f in firsts[:1]}
 
-    # Kahn's algorithm; modules in a cycle are reported as such.
-    indeg = {m: len(pred[m]) for m in results}
-    ready = [m for m in results if indeg[m] == 0]
-    done: list[str] = []
-    while ready:
-        m = ready.pop(0)
-        done.append(m)
-        for n in succ[m]:
-            indeg[n] -= 1
-            if indeg[n] == 0:
-                ready.append(n)
+    done = topological_order(list(results), succ, pred)
     for m in results:
         if m not in done and not results[m].error:
             results[m].error = "part of a cycle"

@@ -212,3 +212,15 @@ def test_same_seed_same_parameters():
     pairs = zip(a.get_weights().values(), b.get_weights().values(), strict=True)
     for fa, fb in pairs:
         np.testing.assert_array_equal(fa, fb)
+
+
+def test_next_order_wins_over_file_order_for_fork_outputs():
+    """Split sends part k to next[k] even when the successors come first in the file."""
+    b = NetworkBuilder("split")
+    o2, o1 = b.add("Output", name="second"), b.add("Output", name="first")
+    i, sp = b.add("Input", dims="4"), b.add("Split", dim=0)
+    b.connect(i, sp).connect(sp, o1).connect(sp, o2)
+    net = Network(b.build(), backend="numpy")
+    outs = net.forward(np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(outs[o1], [0, 1])
+    np.testing.assert_array_equal(outs[o2], [2, 3])
