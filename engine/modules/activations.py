@@ -197,9 +197,12 @@ class SoftPlus(Module):
         return xp.where(self._lin, grad_output, grad_output / (1.0 + e))
 
 
-def _softmax_axis(module: Module, x: Any) -> int:
+def _shifted(module: Module, x: Any) -> tuple[int, Any]:
+    """The (log-)softmax axis for ``x``'s rank, and ``x`` minus its max along it (a new
+    array, so callers may work in place)."""
     module.need_rank(x, (1, 2, 3, 4))
-    return 0 if x.ndim in (1, 3) else 1
+    axis = 0 if x.ndim in (1, 3) else 1
+    return axis, x - x.max(axis=axis, keepdims=True)
 
 
 @register
@@ -212,8 +215,8 @@ class Softmax(Module):
 
     def forward(self, x: Any) -> Any:
         xp = self.xp
-        self._axis = axis = _softmax_axis(self, x)
-        y = x - x.max(axis=axis, keepdims=True)
+        axis, y = _shifted(self, x)
+        self._axis = axis
         xp.exp(y, out=y)
         y /= y.sum(axis=axis, keepdims=True)
         self._y = y
@@ -235,8 +238,8 @@ class LogSoftmax(Module):
 
     def forward(self, x: Any) -> Any:
         xp = self.xp
-        self._axis = axis = _softmax_axis(self, x)
-        y = x - x.max(axis=axis, keepdims=True)
+        axis, y = _shifted(self, x)
+        self._axis = axis
         y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
         self._y = y
         return y

@@ -27,6 +27,7 @@ from engine.modules.conv_ops import (
     out_size,
     pad_input,
     prod,
+    window_dims,
     window_view,
 )
 from engine.modules.conv_temporal import TemporalConvMixin
@@ -57,13 +58,7 @@ class _ConvBase(Module):
     def setup(self) -> None:
         c = self.cfg
         self.n_in, self.n_out = c["noInputPlanes"], c["noOutputPlanes"]
-        kw, kh, kd = c["kernelWidth"], c["kernelHeight"], c["kernelDepth"]
-        if kd is not None:  # the factory's kernelHeight default is 1
-            k: tuple[int, ...] = (kd, 1 if kh is None else kh, kw)
-        elif kh is not None:
-            k = (kh, kw)
-        else:
-            k = (kw,)
+        k = window_dims(c["kernelDepth"], c["kernelHeight"], c["kernelWidth"])
         nd = len(k)
         names = AXES[3 - nd:]
         stride = tuple(c["stride" + a] for a in names)

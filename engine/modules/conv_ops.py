@@ -18,6 +18,17 @@ AXES = ("Z", "Y", "X")  # DIANNE naming: X = last dimension, Y = 2nd last, Z = 3
 KINDS = ("temporal", "spatial", "volumetric")  # by number of windowed dimensions
 
 
+def window_dims(depth: int | None, height: int | None, width: int) -> tuple[int, ...]:
+    """Kernel/window extent from DIANNE's depth/height/width keys: a depth makes it
+    volumetric (height then defaults to 1, as in the factory), a height spatial, else
+    temporal."""
+    if depth is not None:
+        return (depth, 1 if height is None else height, width)
+    if height is not None:
+        return (height, width)
+    return (width,)
+
+
 def out_size(size: int, k: int, stride: int, pad: int) -> int:
     """THNN floor-mode output length: ``floor((size + 2*pad - k) / stride) + 1``."""
     return (size + 2 * pad - k) // stride + 1

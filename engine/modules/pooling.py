@@ -33,6 +33,7 @@ from engine.modules.conv_ops import (
     out_size,
     pad_input,
     prod,
+    window_dims,
     window_view,
 )
 
@@ -99,13 +100,7 @@ class PoolBase(Module):
 
     def setup(self) -> None:
         c = self.cfg
-        w, h, d = c["width"], c["height"], c["depth"]
-        if d is not None:  # the factory's height default is 1
-            win: tuple[int, ...] = (d, 1 if h is None else h, w)
-        elif h is not None:
-            win = (h, w)
-        else:
-            win = (w,)
+        win = window_dims(c["depth"], c["height"], c["width"])
         names = AXES[3 - len(win):]
         strides = tuple(c["stride" + a] for a in names)
         pads = tuple(c.get("pad" + a) or 0 for a in names)
