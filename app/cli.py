@@ -72,7 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("dest", nargs="?", metavar="DIR")
     p.add_argument("--json", action="store_true")
+
+    for module in _command_modules():
+        module.register(sub)
     return parser
+
+
+def _command_modules() -> list:
+    """Further subcommands: every module in ``app/cmds/`` with a ``register(subparsers)``.
+
+    Each such module adds its parser(s) and sets ``handler=<function(args) -> int>`` as a
+    default; it keeps heavy imports inside the handler so that ``dianne --help`` stays fast.
+    """
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    from app import cmds  # noqa: PLC0415
+
+    names = sorted(m.name for m in pkgutil.iter_modules(cmds.__path__) if not m.ispkg)
+    return [importlib.import_module(f"app.cmds.{name}") for name in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,9 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         return _open_app(parser)
-    from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)
 
-    handler = getattr(commands, f"cmd_{args.command}")
+        handler = getattr(commands, f"cmd_{args.command}")
     try:
         return handler(args)
     except DianneError as exc:
