@@ -30,6 +30,20 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="weight tag (repeat for several, in order)")
     p.add_argument("--output", metavar="ID", help="Output module (UUID or name) to use")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_agent_options(p)
+    p.add_argument("--placement", metavar="FILE",
+                   help="run on agents: a JSON file {module uuid: agent id or name} (deploy, "
+                        "run, undeploy)")
+    p.add_argument("--on", metavar="AGENT", help="run the whole network on this agent")
+
+
+def add_agent_options(p: argparse.ArgumentParser) -> None:
+    """How a command finds agents: zeroconf by default, or explicit addresses."""
+    p.add_argument("--agent", action="append", default=[], metavar="ADDR",
+                   help="agent address tcp://HOST:PORT (repeatable; default: $DIANNE_AGENTS, "
+                        "else zeroconf discovery)")
+    p.add_argument("--interface", metavar="IP",
+                   help="browse zeroconf on this interface only (e.g. 127.0.0.1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
