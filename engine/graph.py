@@ -7,7 +7,9 @@ start from any subset of Outputs. An execution plan is computed once per set of 
 outputs (only the modules those outputs need are run) and cached, so the hot path is a flat
 loop with no graph work. Duplicated entries in ``next``/``prev`` (builder artefacts seen in
 real files) collapse to one edge, as they did in the original where a join keeps one input per
-predecessor UUID.
+predecessor UUID. Edges into a recurrent module (``Memory``) are delayed by one pass: the Memory
+emits its stored state as a source of the pass, and receives its predecessor's value once the
+pass is done, which breaks the cycles of GRU/LSTM graphs (:func:`cut_recurrent`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,19 @@ def topological_order(ids: list[str], succ: Mapping[str, list[str]],
     return order
 
 
+def cut_recurrent(modules: Mapping[str, Module],
+                  pred: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Remove the edges into recurrent modules (``recurrent = True``, i.e. Memory) from
+    ``pred`` (in place) and return them as memory id -> predecessor ids. The successor lists
+    keep them, so a fork still counts the Memory among its outputs."""
+    delayed: dict[str, list[str]] = {}
+    for mid, mod in modules.items():
+        if getattr(mod, "recurrent", False) and pred.get(mid):
+            delayed[mid] = pred[mid]
+            pred[mid] = []
+    return delayed
+
+
 def build_module(md: ModuleDescription, backend: Backend | None = None,
                  dtype: Any = np.float32, source: str | None = None) -> Module:
     """Instantiate one module from its description; errors name the file and the module."""
@@ -101,7 +116,7 @@ def build_module(md: ModuleDescription, backend: Backend | None = None,
 
 
 # How a step gets its argument (precomputed so the hot loop does no graph work).
-_FEED, _WHOLE, _PICK, _JOIN = 0, 1, 2, 3
+_FEED, _WHOLE, _PICK, _JOIN, _STATE = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -116,13 +131,15 @@ class _Step:
     def __post_init__(self) -> None:
         if self.is_input:
             self.kind = _FEED
+        elif getattr(self.module, "recurrent", False):
+            self.kind = _STATE
         elif self.module.join:
             self.kind = _JOIN
         else:
             self.kind = _WHOLE if self.sources[0][1] < 0 else _PICK
         self.src, self.idx = self.sources[0] if self.sources else (self.module.id, -1)
         self.mid = self.module.id
-        self.call = self.module.forward
+        self.call = self.module.emit if self.kind == _STATE else self.module.forward
 
 
 class Network:
@@ -145,6 +162,8 @@ class Network:
         if not self.inputs:
             raise FormatError(f"{src or description.name}: the network has no Input module")
         self._plans: dict[tuple[str, ...], list[_Step]] = {}
+        # Per plan: (Memory, producer id, producer output index) fed once the pass is done.
+        self._updates: dict[tuple[str, ...], list[tuple[Module, str, int]]] = {}
         self._last_plan: list[_Step] | None = None
         self._values: dict[str, Any] = {}
         self.input_grads: dict[str, Any] = {}
@@ -155,6 +174,7 @@ class Network:
         """Successor/predecessor lists (see :func:`link`); dangling ids are errors here."""
         src = desc.source or desc.name
         self.succ, self.pred, dangling = link(desc)
+        self.delayed = cut_recurrent(self.modules, self.pred)
         if dangling:
             mid, side, missing = dangling[0]
             md = desc.modules[mid]
@@ -168,6 +188,9 @@ class Network:
                     f"{src}: {mod.label} has {len(self.pred[mid])} inputs but is not a Join "
                     f"module (Concat, Accumulate, Average, Multiply, ...). Received prev: "
                     f"{self.pred[mid]}")
+            if len(self.delayed.get(mid, ())) > 1:
+                raise FormatError(f"{src}: {mod.label} is a Memory with several inputs "
+                                  f"{self.delayed[mid]}")
             if mod.type_name == "Input" and self.pred[mid]:
                 raise FormatError(f"{src}: {mod.label} is an Input but has prev "
                                   f"{self.pred[mid]}")
@@ -191,6 +214,7 @@ class Network:
             if m not in needed:
                 needed.add(m)
                 stack.extend(self.pred[m])
+                stack.extend(self.delayed.get(m, ()))
         plan = []
         for m in self.order:
             if m not in needed:
@@ -202,6 +226,9 @@ class Network:
                 idx = self.succ[p].index(m) if producer.fork else -1
                 sources.append((p, idx))
             plan.append(_Step(mod, sources, mod.type_name == "Input"))
+        self._updates[outputs] = [
+            (self.modules[m], p, self.succ[p].index(m) if self.modules[p].fork else -1)
+            for m in self.order if m in needed for p in self.delayed.get(m, ())]
         self._plans[outputs] = plan
         return plan
 
@@ -255,11 +282,15 @@ class Network:
                     arg = values[step.src][step.idx]
                 elif kind == _JOIN:
                     arg = [values[p] if i < 0 else values[p][i] for p, i in step.sources]
+                elif kind == _STATE:
+                    arg = None
                 else:
                     arg = feeds.get(step.mid)
                     if arg is None:
                         raise DianneError(f"no value given for {step.module.label}")
                 values[step.mid] = step.call(arg)
+            for memory, p, i in self._updates[wanted]:
+                memory.forward(values[p] if i < 0 else values[p][i])
         except DianneError:
             raise
         except Exception as exc:  # rethrow with the module's identity (torch7 Container)
@@ -331,6 +362,8 @@ class Network:
                 raise ModuleError(f"{mod.label}: backward failed: {exc}") from exc
             if step.is_input:
                 self.input_grads[mod.id] = grad_in
+                continue
+            if step.kind == _STATE:  # the Memory keeps it (grad_state) for BPTT
                 continue
             grad_list = grad_in if mod.join else [grad_in]
             for (p, idx), g in zip(step.sources, grad_list, strict=True):

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.description import NetworkDescription
 from engine.errors import DianneError
-from engine.graph import build_module, link, topological_order
+from engine.graph import build_module, cut_recurrent, link, topological_order
 from engine.modules import Module
 
 Shape = tuple[int, ...]
@@ -84,6 +84,7 @@ def infer_shapes(desc: NetworkDescription,
         except DianneError as exc:
             res.error = str(exc).split(": ", 1)[-1] if desc.source else str(exc)
     succ, pred, dangling = link(desc)
+    delayed = cut_recurrent(modules, pred)  # Memory emits its state: a source here
     for mid, side, missing in dangling:
         results[mid].error = f"{side} '{missing}' is not a module of this network"
     for mid, mod in modules.items():
@@ -128,6 +129,8 @@ def infer_shapes(desc: NetworkDescription,
                 if arg is None and not mod.cfg.get("dims"):
                     res.error = "Input shape unknown: set its dims property (e.g. 1,28,28)"
                     continue
+            elif mid in delayed or getattr(mod, "recurrent", False):
+                arg = None
             elif not ins:
                 res.error = "not connected to any input"
                 continue
@@ -140,6 +143,15 @@ def infer_shapes(desc: NetworkDescription,
             res.error = str(exc)
         except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
             res.error = f"{mod.label}: cannot infer the output shape: {exc}"
+    for mid, producers in delayed.items():  # the state fed back must fit the Memory
+        res = results[mid]
+        for p in producers:
+            pres, pmod = results[p], modules.get(p)
+            if res.ok and pres.ok and pmod is not None:
+                out = pres.out_shape[succ[p].index(mid)] if pmod.fork else pres.out_shape
+                if tuple(out) != tuple(res.out_shape):  # type: ignore[arg-type]
+                    res.error = (f"{res.type} '{res.name}': state from '{pres.name}' has shape "
+                                 f"{_shape_str(out)}, expected {_shape_str(res.out_shape)}")
     # Report in execution order (then whatever sits in a cycle), not in file order.
     ordered = {m: results[m] for m in done}
     ordered.update({m: r for m, r in results.items() if m not in ordered})

@@ -25,7 +25,7 @@ from engine.modules.base import (
 # One file per family; each registers its classes on import. Missing families are an error.
 _FAMILIES = (
     "io", "linear", "activations", "conv", "pooling", "unpooling", "shape", "forkjoin",
-    "regularization", "preprocessing", "resize",
+    "regularization", "preprocessing", "resize", "memory",
 )
 for _family in _FAMILIES:
     try:
