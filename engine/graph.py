@@ -107,9 +107,9 @@ def build_module(md: ModuleDescription, backend: Backend | None = None,
         xp = backend.xp if backend is not None else np
         return cls(id=md.id, name=md.properties.get("name") or md.type, xp=xp, dtype=dtype,
                    **props)
-    except ModuleError as exc:
+    except (ModuleError, MemoryError) as exc:
         where = f"{source}: " if source else ""
-        text = str(exc)
+        text = str(exc) if isinstance(exc, ModuleError) else f"not enough memory to build: {exc}"
         if md.id not in text:
             text = f"module {md.type} ({md.id}): {text}"
         raise FormatError(f"{where}{text}") from None
@@ -291,11 +291,12 @@ class Network:
                 values[step.mid] = step.call(arg)
             for memory, p, i in self._updates[wanted]:
                 memory.forward(values[p] if i < 0 else values[p][i])
-        except DianneError:
-            raise
-        except Exception as exc:  # rethrow with the module's identity (torch7 Container)
+        except Exception as exc:  # rethrow naming the file and the module (torch7 Container)
+            where = f"{self.description.source}: " if self.description.source else ""
+            if isinstance(exc, DianneError):
+                raise type(exc)(where + str(exc)) from None
             label = step.module.label if step is not None else self.description.name
-            raise ModuleError(f"{label}: forward failed: {exc}") from exc
+            raise ModuleError(f"{where}{label}: forward failed: {exc}") from exc
         self._last_plan = plan
         if single:
             return values[wanted[0]].copy()
@@ -426,6 +427,7 @@ class Network:
     def single_output(self) -> str:
         if len(self.outputs) != 1:
             listing = ", ".join(self.modules[o].label for o in self.outputs) or "none"
-            raise DianneError(f"{self.description.name} has {len(self.outputs)} Output "
+            raise DianneError(f"{self.description.source or self.description.name} has "
+                              f"{len(self.outputs)} Output "
                               f"modules; choose one with --output (outputs: {listing})")
         return self.outputs[0]
