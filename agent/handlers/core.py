@@ -1,0 +1,210 @@
+"""Core message types: hello/info, ping, deploy, undeploy, forward, tensor, backward, parameters.
+
+Content keys (tensors are referred to by index into the message's tensor list):
+
+- ``hello`` / ``info`` -> ``info``: the agent's identity, backends, cores, memory, deployments.
+- ``ping`` -> ``pong``.
+- ``deploy`` {deployment, network (modules.txt text), placement {uuid: agent id}, agents
+  {agent id: address}, weights {uuid: tensor}} -> ``deployed`` {deployment, modules}. Deploying
+  an existing id again re-places it; modules that stay keep their parameters.
+- ``undeploy`` {deployment | name} -> ``undeployed`` {deployments}.
+- ``forward`` {deployment, sample, outputs [uuid] | null, feeds {input uuid: tensor}}: no direct
+  reply; every requested Output sends ``result`` {deployment, sample, kind "forward", module,
+  tensor} to the client, from whichever agent holds it; a failure sends ``error`` {code,
+  message, deployment, sample}.
+- ``tensor`` (agent to agent) {deployment, sample, dir "forward"|"backward", from, to, outputs,
+  client, tensor (absent: no gradient)}.
+- ``backward`` {deployment, sample, grads {output uuid: tensor | null}}: every Input of the last
+  forward's plan sends ``result`` {kind "backward", module, tensor | null}.
+- ``get_parameters`` {deployment, modules?, grads?} -> ``parameters`` {modules {uuid: tensor}}.
+- ``set_parameters`` {deployment, weights {uuid: tensor}} -> ``ok``.
+- ``zero_grad``, ``mode`` {train: bool} -> ``ok``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import protocol as P
+from agent.handlers import handler
+from agent.host import Fragment
+from engine.description import parse_network
+from engine.errors import DianneError, ModuleError
+
+
+@handler("hello", "info")
+def hello(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    return msg.reply("info", agent.info())
+
+
+@handler("ping")
+def ping(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    return msg.reply("pong", {"id": agent.id})
+
+
+def fragment(agent: Any, msg: P.Message) -> Fragment:
+    dep = P.need(msg.content, "deployment", str, msg.type)
+    frag = agent.deployments.get(dep)
+    if frag is None:
+        known = ", ".join(agent.deployments) or "none"
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"agent {agent.name}: no deployment {dep!r} "
+                                               f"here (deployed: {known}). Received: {dep}")
+    return frag
+
+
+@handler("deploy")
+def deploy(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    c = msg.content
+    dep = P.need(c, "deployment", str, "deploy")
+    text = P.need(c, "network", str, "deploy")
+    placement = P.need(c, "placement", dict, "deploy")
+    agents = P.need(c, "agents", dict, "deploy")
+    weights = c.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"deploy: 'weights' must be an object. "
+                                               f"Received: {str(weights)[:60]}")
+    for key, value in (*placement.items(), *agents.items()):
+        if not isinstance(value, str):
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"deploy: placement and agents map ids to "
+                                                   f"strings. Received: {key}: {value!r}"[:200])
+    desc = parse_network(text, f"deployment {dep}")
+    desc.validate()
+    frag = Fragment(dep, desc, dict(placement), agent.id, agent.backend,
+                    previous=agent.deployments.get(dep))
+    for mid, ref in weights.items():
+        frag.local_module(mid).set_flat(P.tensor_ref(msg, ref, f"deploy: weights of {mid}"))
+    frag.train(False)
+    agent.addresses.update(agents)
+    _wire(agent, frag)
+    agent.deployments[dep] = frag
+    return msg.reply("deployed", {"deployment": dep, "modules": sorted(frag.modules)})
+
+
+def _wire(agent: Any, frag: Fragment) -> None:
+    """Give the fragment its two ways out: tensors to peer agents, results to the client."""
+    frag.client = b""
+
+    def send(peer: str, kind: str, sample: str, src: str, dst: str,
+             outputs: list[str] | None, tensor: Any) -> None:
+        out = P.Message("tensor", {"deployment": frag.id, "sample": sample, "dir": kind,
+                                   "from": src, "to": dst, "outputs": outputs,
+                                   "client": frag.client.hex()})
+        if tensor is not None:
+            out.tensors.append(tensor.copy())  # the module reuses its buffer
+        agent.send_agent(peer, out)
+
+    def report(kind: str, sample: str, mid: str, tensor: Any) -> None:
+        out = P.Message("result", {"deployment": frag.id, "sample": sample, "kind": kind,
+                                   "module": mid, "tensor": None if tensor is None else 0})
+        if tensor is not None:
+            out.tensors.append(tensor.copy())
+        agent.reply(frag.client, out)
+
+    frag.send, frag.report = send, report
+
+
+def sample_error(agent: Any, frag: Fragment, sample: str, exc: Exception,
+                 parent: str | None = None) -> P.Message:
+    code = P.E_MODULE if isinstance(exc, ModuleError) else \
+        getattr(exc, "code", P.E_BAD_REQUEST)
+    return P.Message("error", {"code": code, "message": f"agent {agent.name}: {exc}",
+                               "deployment": frag.id, "sample": sample}, parent=parent)
+
+
+@handler("undeploy")
+def undeploy(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    dep, name = msg.content.get("deployment"), msg.content.get("name")
+    gone = [d for d, f in agent.deployments.items() if d == dep or (name and f.desc.name == name)]
+    for d in gone:
+        del agent.deployments[d]
+    return msg.reply("undeployed", {"deployments": gone})
+
+
+@handler("forward")
+def forward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
+    frag = fragment(agent, msg)
+    sample = P.need(msg.content, "sample", str, "forward")
+    feeds = P.need(msg.content, "feeds", dict, "forward")
+    frag.client = sender
+    try:
+        outputs = frag.outputs_of(msg.content.get("outputs"))
+        for mid, ref in feeds.items():
+            frag.feed(sample, outputs, None, mid, P.tensor_ref(msg, ref, f"feed of {mid}"))
+    except DianneError as exc:
+        return sample_error(agent, frag, sample, exc, msg.id)
+    return None
+
+
+@handler("tensor")
+def tensor(agent: Any, msg: P.Message, sender: bytes) -> None:
+    frag = fragment(agent, msg)
+    c = msg.content
+    sample = P.need(c, "sample", str, "tensor")
+    client = P.need(c, "client", str, "tensor")
+    try:
+        frag.client = bytes.fromhex(client)
+        src, dst = P.need(c, "from", str, "tensor"), P.need(c, "to", str, "tensor")
+        value = P.tensor_ref(msg, 0, f"tensor {src}->{dst}") if msg.tensors else None
+        if c.get("dir") == "backward":
+            frag.grad(sample, src, dst, value)
+        else:
+            if value is None:
+                raise DianneError(f"forward tensor {src}->{dst} carries no tensor")
+            frag.feed(sample, frag.outputs_of(c.get("outputs")), src, dst, value)
+    except (DianneError, ValueError) as exc:
+        if frag.client:
+            agent.reply(frag.client, sample_error(agent, frag, sample, exc))
+    return None
+
+
+@handler("backward")
+def backward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
+    frag = fragment(agent, msg)
+    sample = P.need(msg.content, "sample", str, "backward")
+    grads = P.need(msg.content, "grads", dict, "backward")
+    frag.client = sender
+    try:
+        for mid, ref in grads.items():
+            g = None if ref is None else P.tensor_ref(msg, ref, f"gradient of {mid}")
+            frag.grad(sample, None, mid, g)
+    except DianneError as exc:
+        return sample_error(agent, frag, sample, exc, msg.id)
+    return None
+
+
+@handler("get_parameters")
+def get_parameters(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    which = msg.content.get("modules")
+    if which is not None and not (isinstance(which, list) and
+                                  all(isinstance(m, str) for m in which)):
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"get_parameters: 'modules' is a list of ids. "
+                                               f"Received: {str(which)[:60]}")
+    params = frag.parameters(which, grads=bool(msg.content.get("grads")))
+    reply = msg.reply("parameters", {"deployment": frag.id, "modules": {}})
+    for mid, flat in params.items():
+        reply.content["modules"][mid] = reply.add(flat)
+    return reply
+
+
+@handler("set_parameters")
+def set_parameters(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    weights = P.need(msg.content, "weights", dict, "set_parameters")
+    for mid, ref in weights.items():
+        frag.local_module(mid).set_flat(P.tensor_ref(msg, ref, f"weights of {mid}"))
+    return msg.reply("ok", {"deployment": frag.id, "modules": sorted(weights)})
+
+
+@handler("zero_grad")
+def zero_grad(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    frag.zero_grad()
+    return msg.reply("ok", {"deployment": frag.id})
+
+
+@handler("mode")
+def mode(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    frag.train(bool(P.need(msg.content, "train", bool, "mode")))
+    return msg.reply("ok", {"deployment": frag.id})

@@ -1,0 +1,325 @@
+"""One agent's share of a deployed network (a *fragment*), run one event at a time.
+
+Every agent of a deployment receives the whole description and the placement (module UUID ->
+agent id) but instantiates only its own modules. A sample is driven by arrivals: a feed from the
+client for an Input, or a tensor sent by the agent that holds a predecessor. After each arrival
+the fragment runs, in topological order, every local module whose inputs are all there (a join
+waits for all its predecessors, DIANNE's WAIT_FOR_ALL) and sends each output straight to the
+agent of every successor that lives elsewhere; Outputs report to the client. Samples are keyed by
+their id, so several can be in flight at once and none is mixed with another. Values that must
+outlive the current step are copied, because modules reuse their output buffers.
+
+Backward runs the same way in reverse over the plan of the last forward: each module waits for a
+gradient (or an explicit "none") from every successor of that plan, exactly as the local
+executor combines them (fork slots, sums), and Inputs report their gradient to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.backends import Backend
+from engine.description import NetworkDescription
+from engine.errors import DianneError, FormatError, ModuleError
+from engine.graph import build_module, link, topological_order
+from engine.modules import Module, module_class
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 256  # samples kept per deployment before the oldest is dropped
+
+# send(agent_id, kind, sample, src, dst, outputs, tensor or None); report(kind, sample, mid, t)
+Send = Callable[[str, str, str, str, str, list[str] | None, Any], None]
+Report = Callable[[str, str, str, Any], None]
+
+
+@dataclass
+class _Step:
+    mid: str
+    module: Module
+    sources: list[tuple[str, int, bool]]   # (producer, fork slot or -1, producer is local)
+    remote: list[tuple[str, str, int]]     # (successor, its agent, my fork slot or -1)
+    report: bool                           # an Output that was asked for
+    n_grads: int = 0                       # gradients to wait for in backward
+    to_pred: list[tuple[str, int, str | None]] = field(default_factory=list)  # (pred, slot, agent)
+
+
+@dataclass
+class _Plan:
+    outputs: tuple[str, ...]
+    steps: list[_Step]
+    inputs: list[str]   # local Inputs of the plan (they report gradients)
+
+
+@dataclass
+class _Run:
+    plan: _Plan
+    remaining: list[_Step]
+    values: dict[str, Any] = field(default_factory=dict)
+    inbox: dict[tuple[str, str], Any] = field(default_factory=dict)
+    fresh: list[str] = field(default_factory=list)
+
+
+class Fragment:
+    """The modules of one deployment that live on this agent, and their sample state."""
+
+    def __init__(self, deployment: str, desc: NetworkDescription, placement: dict[str, str],
+                 me: str, backend: Backend, previous: Fragment | None = None) -> None:
+        self.id, self.desc, self.placement, self.me = deployment, desc, placement, me
+        self.backend = backend
+        where = f"deployment {deployment} ({desc.name})"
+        missing = [m for m in desc.modules if m not in placement]
+        if missing:
+            raise FormatError(f"{where}: the placement does not place module(s) "
+                              f"{', '.join(missing[:5])}. Received: {len(placement)} entries")
+        self.succ, self.pred, dangling = link(desc)
+        if dangling:
+            mid, side, ref = dangling[0]
+            raise FormatError(f"{where}: module {mid}: {side} '{ref}' is not a module of this "
+                              f"network")
+        self.order = topological_order(list(desc.modules), self.succ, self.pred)
+        if len(self.order) != len(desc.modules):
+            raise FormatError(f"{where}: the network has a cycle")
+        self.modules: dict[str, Module] = {}
+        for mid in self.order:
+            if placement[mid] != me:
+                continue
+            old = previous.modules.get(mid) if previous is not None else None
+            mod = old if old is not None else build_module(desc.modules[mid], backend,
+                                                           source=desc.name)
+            mod.n_next = max(1, len(self.succ[mid]))
+            mod.n_prev = max(1, len(self.pred[mid]))
+            if len(self.pred[mid]) > 1 and not mod.join:
+                raise FormatError(f"{where}: {mod.label} has {len(self.pred[mid])} inputs but "
+                                  f"is not a Join module. Received prev: {self.pred[mid]}")
+            self.modules[mid] = mod
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._grads: OrderedDict[str, tuple[list[_Step], dict[str, list]]] = OrderedDict()
+        self.last_outputs: tuple[str, ...] | None = None
+        self.send: Send | None = None
+        self.report: Report | None = None
+
+    # ------------------------------------------------------------------ plans
+    def outputs_of(self, requested: list[str] | None) -> tuple[str, ...]:
+        all_outputs = tuple(m for m in self.order if self.desc.modules[m].type == "Output")
+        if not requested:
+            return all_outputs
+        bad = [o for o in requested if o not in all_outputs]
+        if bad:
+            raise DianneError(f"deployment {self.id}: {bad[0]} is not an Output of "
+                              f"{self.desc.name}. Received: {bad[0]}")
+        return tuple(requested)
+
+    def plan(self, outputs: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get(outputs)
+        if plan is not None:
+            return plan
+        needed: set[str] = set()
+        stack = list(outputs)
+        while stack:
+            m = stack.pop()
+            if m not in needed:
+                needed.add(m)
+                stack.extend(self.pred[m])
+        steps = []
+        for m in self.order:
+            if m not in needed or m not in self.modules:
+                continue
+            mod = self.modules[m]
+            sources, to_pred = [], []
+            for p in self.pred[m]:
+                idx = self.succ[p].index(m) if _is_fork(self.desc.modules[p].type) else -1
+                local = self.placement[p] == self.me
+                sources.append((p, idx, local))
+                to_pred.append((p, idx, None if local else self.placement[p]))
+            remote = [(s, self.placement[s], i if mod.fork else -1)
+                      for i, s in enumerate(self.succ[m])
+                      if s in needed and self.placement[s] != self.me]
+            n_grads = 1 if m in outputs else sum(1 for s in self.succ[m] if s in needed)
+            steps.append(_Step(m, mod, sources, remote, m in outputs, n_grads, to_pred))
+        inputs = [s.mid for s in steps if s.module.type_name == "Input"]
+        plan = self._plans[outputs] = _Plan(outputs, steps, inputs)
+        return plan
+
+    # ------------------------------------------------------------------ forward
+    def feed(self, sample: str, outputs: tuple[str, ...], src: str | None, dst: str,
+             tensor: Any) -> None:
+        """A tensor for local module ``dst`` from ``src`` (None: the client feeds an Input)."""
+        if dst not in self.modules:
+            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
+                              f"Received: {dst}")
+        run = self._runs.get(sample)
+        if run is None:
+            plan = self.plan(outputs)
+            run = _Run(plan, list(plan.steps))
+            self._runs[sample] = run
+            if len(self._runs) > MAX_IN_FLIGHT:
+                dropped, _ = self._runs.popitem(last=False)
+                log.warning("deployment %s: dropped sample %s (over %d in flight)", self.id,
+                            dropped, MAX_IN_FLIGHT)
+        run.inbox[(src or "", dst)] = tensor
+        try:
+            self._drain(sample, run)
+        except BaseException:
+            self._runs.pop(sample, None)
+            raise
+        if not run.remaining:
+            self._runs.pop(sample, None)
+        else:  # modules reuse output buffers: keep private copies of what must wait
+            for mid in run.fresh:
+                val = run.values[mid]
+                run.values[mid] = [v.copy() for v in val] if isinstance(val, list) else val.copy()
+        run.fresh.clear()
+
+    def _arg(self, run: _Run, step: _Step) -> Any:
+        if step.module.type_name == "Input":
+            return run.inbox.get(("", step.mid))
+        args = []
+        for p, idx, local in step.sources:
+            if local:
+                if p not in run.values:
+                    return None
+                val = run.values[p]
+                args.append(val if idx < 0 else val[idx])
+            else:
+                val = run.inbox.get((p, step.mid))
+                if val is None:
+                    return None
+                args.append(val)
+        return args if step.module.join else args[0]
+
+    def _drain(self, sample: str, run: _Run) -> None:
+        left = []
+        host = self.backend.to_host
+        for step in run.remaining:
+            arg = self._arg(run, step)
+            if arg is None:
+                left.append(step)
+                continue
+            if step.module.type_name == "Input":
+                arg = self.backend.asarray(arg, step.module.dtype)
+            out = self._call(step.module, "forward", arg)
+            run.values[step.mid] = out
+            run.fresh.append(step.mid)
+            for succ, agent, idx in step.remote:
+                self.send(agent, "forward", sample, step.mid, succ, list(run.plan.outputs),
+                          host(out[idx] if idx >= 0 else out))
+            if step.report:
+                self.report("forward", sample, step.mid, host(out))
+        run.remaining = left
+        self.last_outputs = run.plan.outputs
+
+    def _call(self, mod: Module, what: str, arg: Any) -> Any:
+        try:
+            return getattr(mod, what)(arg)
+        except DianneError as exc:
+            text = str(exc)
+            raise ModuleError(text if mod.id in text else f"{mod.label}: {text}") from None
+        except Exception as exc:  # name the module, keep serving
+            raise ModuleError(f"{mod.label}: {what} failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ backward
+    def grad(self, sample: str, src: str | None, dst: str, tensor: Any) -> None:
+        """A gradient (or None) for local module ``dst``'s output, from successor ``src``."""
+        if self.last_outputs is None:
+            raise DianneError(f"deployment {self.id}: backward before any forward")
+        if dst not in self.modules:
+            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
+                              f"Received: {dst}")
+        entry = self._grads.get(sample)
+        if entry is None:
+            steps = list(reversed(self.plan(self.last_outputs).steps))
+            entry = self._grads[sample] = (steps, {})
+            if len(self._grads) > MAX_IN_FLIGHT:
+                self._grads.popitem(last=False)
+        steps, gin = entry
+        gin.setdefault(dst, []).append((src, tensor))
+        try:
+            left = [s for s in steps if not self._backward_step(sample, s, gin)]
+        except BaseException:
+            self._grads.pop(sample, None)
+            raise
+        if left:
+            self._grads[sample] = (left, gin)
+        else:
+            self._grads.pop(sample, None)
+
+    def _backward_step(self, sample: str, step: _Step, gin: dict[str, list]) -> bool:
+        incoming = gin.get(step.mid, [])
+        if len(incoming) < step.n_grads:
+            return False
+        mod = step.module
+        succ = self.succ[step.mid]
+        given = [(succ.index(s) if s in succ else 0, s, g) for s, g in incoming if g is not None]
+        given.sort(key=lambda t: t[0])
+        grad_in: Any = None
+        if given:
+            xp = self.backend.xp
+            if mod.fork:
+                slots: list[Any] = [None] * mod.n_next
+                for idx, _, g in given:
+                    g = xp.asarray(g, dtype=mod.dtype)
+                    slots[idx] = g if slots[idx] is None else slots[idx] + g
+                grad_out: Any = slots
+            else:
+                grad_out = xp.asarray(given[0][2], dtype=mod.dtype)
+                for _, _, g in given[1:]:
+                    grad_out = grad_out + xp.asarray(g, dtype=mod.dtype)
+            grad_in = self._call(mod, "backward", grad_out)
+        if mod.type_name == "Input":
+            self.report("backward", sample, step.mid,
+                        None if grad_in is None else self.backend.to_host(grad_in))
+            return True
+        grads = grad_in if (mod.join and grad_in is not None) else [grad_in] * len(step.to_pred)
+        for (p, _, agent), g in zip(step.to_pred, grads, strict=True):
+            if agent is None:
+                gin.setdefault(p, []).append((step.mid, g))
+            else:
+                self.send(agent, "backward", sample, step.mid, p, None,
+                          None if g is None else self.backend.to_host(g))
+        return True
+
+    # ------------------------------------------------------------------ parameters
+    def local_module(self, mid: str) -> Module:
+        mod = self.modules.get(mid)
+        if mod is None:
+            raise DianneError(f"deployment {self.id}: module {mid} is not on this agent. "
+                              f"Received: {mid}")
+        return mod
+
+    def parameters(self, which: list[str] | None = None, grads: bool = False
+                   ) -> dict[str, np.ndarray]:
+        mods = [self.local_module(m) for m in which] if which else list(self.modules.values())
+        out = {}
+        for mod in mods:
+            if mod.parameter_size() == 0:
+                continue
+            if grads:
+                parts = [np.asarray(self.backend.to_host(mod.grads.get(k, p * 0)),
+                                    dtype=np.float32).ravel() for k, p in mod.params.items()]
+                out[mod.id] = np.concatenate(parts)
+            else:
+                out[mod.id] = mod.get_flat()
+        return out
+
+    def zero_grad(self) -> None:
+        for mod in self.modules.values():
+            mod.zero_grad()
+
+    def train(self, mode: bool) -> None:
+        for mod in self.modules.values():
+            mod.train(mode)
+
+
+def _is_fork(type_name: str) -> bool:
+    try:
+        return module_class(type_name).fork
+    except ModuleError:  # a type this agent does not know lives elsewhere; it fails there
+        return False

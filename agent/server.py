@@ -1,0 +1,266 @@
+"""The agent's sockets and its serving loop.
+
+One ROUTER socket takes every request: from clients (hello, deploy, forward, ...) and from
+other agents (tensors for a module whose predecessor lives there). Requests are handled one at a
+time on the serving thread, in arrival order, by the handler registered for their type
+(:mod:`agent.handlers`); replies go back through the ROUTER to the sender's routing id, and
+results of a distributed forward go to the client's routing id carried with the sample. A
+DEALER per peer agent sends tensors on. A publisher thread owns the PUB socket: a heartbeat
+every :data:`HEARTBEAT_S` (liveness comes from it, not from zeroconf) and the events other
+threads queue (training progress). Malformed input of any kind gets an ``error`` reply and
+never stops the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from agent import protocol as P
+from agent.handlers import load_all
+from agent.host import Fragment
+from agent.keys import Keys, client_options, server_options
+from engine.backends import Backend, available, get_backend
+from engine.errors import DianneError, ModuleError
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 0.25
+SEND_TIMEOUT_MS = 2000
+
+
+class Agent:
+    """A running agent: identity, sockets, deployments, and the serving loop."""
+
+    def __init__(self, *, name: str | None = None, bind: str = "tcp://127.0.0.1:0",
+                 backend: str | None = None, repository: str | None = None,
+                 keys: Keys | None = None, limits: P.Limits = P.DEFAULT_LIMITS,
+                 agent_id: str | None = None) -> None:
+        self.id = agent_id or str(uuid.uuid4())
+        self.name = name or f"{socket.gethostname()}-{self.id[:8]}"
+        self.backend: Backend = get_backend(backend)
+        self.repository = repository
+        self.keys = keys
+        self.limits = limits
+        self.handlers = load_all()
+        self.deployments: dict[str, Fragment] = {}
+        self.addresses: dict[str, str] = {}  # peer agent id -> address
+        self.jobs: dict[str, Any] = {}
+        self.ctx = zmq.Context()
+        self._auth = None
+        if keys is not None:
+            from zmq.auth.thread import ThreadAuthenticator  # noqa: PLC0415
+
+            self._auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("agent.auth"))
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(keys.authorized))
+        self.router = self._socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        # A hard guard per frame (zmq drops the connection beyond it); below it, oversized
+        # messages get an error reply from the protocol's own limits.
+        self.router.setsockopt(zmq.MAXMSGSIZE, 2 * limits.max_message_bytes + (1 << 20))
+        self.address = _bind(self.router, bind)
+        host = self.address.rsplit(":", 1)[0]
+        self.pub = self._socket(zmq.PUB)
+        self.events_address = _bind(self.pub, f"{host}:0")
+        self.peers: dict[str, zmq.Socket] = {}
+        self._events: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._publisher = threading.Thread(target=self._publish_loop, name="agent-pub",
+                                           daemon=True)
+        self.started = time.time()
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        server_options(sock, self.keys)
+        return sock
+
+    # ------------------------------------------------------------------ identity
+    def info(self) -> dict[str, Any]:
+        """What ``hello``/``info`` answer and zeroconf announces (JSON-ready)."""
+        backends = available()
+        return {
+            "id": self.id, "name": self.name, "address": self.address,
+            "events": self.events_address, "protocol": P.VERSION,
+            "backends": sorted(backends), "devices": backends,
+            "backend": self.backend.name, "cores": os.cpu_count() or 1,
+            "memory": _memory_bytes(), "pid": os.getpid(), "started": self.started,
+            "secure": self.keys is not None,
+            "deployments": [{"id": d, "name": f.desc.name, "modules": sorted(f.modules)}
+                            for d, f in self.deployments.items()],
+            "jobs": sorted(self.jobs),
+        }
+
+    # ------------------------------------------------------------------ sending
+    def send_frames(self, sock: zmq.Socket, frames: list, prefix: list | None = None) -> None:
+        sock.send_multipart((prefix or []) + frames, copy=False)
+
+    def reply(self, sender: bytes, msg: P.Message) -> None:
+        """Send ``msg`` to a client or agent by routing id; log (never raise) on failure."""
+        try:
+            self.send_frames(self.router, P.encode(msg), [sender])
+        except zmq.ZMQError as exc:
+            log.warning("cannot reach %r for %s: %s", sender[:16], msg.type, exc)
+        except P.ProtocolError as exc:
+            self.reply(sender, msg.error(exc.code, str(exc)))
+
+    def send_agent(self, agent_id: str, msg: P.Message) -> None:
+        """Send ``msg`` to another agent's ROUTER (a DEALER per peer, opened on first use)."""
+        sock = self.peers.get(agent_id)
+        if sock is None:
+            address = self.addresses.get(agent_id)
+            if address is None:
+                raise DianneError(f"agent {agent_id} is not known here (not in any deployment)."
+                                  f" Received: {agent_id}")
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+            client_options(sock, self.keys)
+            sock.connect(address)
+            self.peers[agent_id] = sock
+        try:
+            self.send_frames(sock, P.encode(msg))
+        except zmq.Again:
+            raise DianneError(f"agent {agent_id} at {self.addresses.get(agent_id)} does not "
+                              f"take messages (queue full for {SEND_TIMEOUT_MS} ms)") from None
+
+    def publish(self, topic: str, content: dict[str, Any]) -> None:
+        """Queue an event for the PUB socket (thread-safe)."""
+        self._events.put((topic, P.Message("event", content)))
+
+    def _publish_loop(self) -> None:
+        beat = {"id": self.id, "name": self.name}
+        next_beat = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                self.pub.send_multipart([b"hb"] + P.encode(P.Message("heartbeat", beat)))
+                next_beat = now + HEARTBEAT_S
+            try:
+                topic, msg = self._events.get(timeout=max(0.0, next_beat - time.monotonic()))
+            except queue.Empty:
+                continue
+            try:
+                self.pub.send_multipart([topic.encode()] + P.encode(msg), copy=False)
+            except (zmq.ZMQError, P.ProtocolError) as exc:
+                log.warning("event %s not published: %s", topic, exc)
+
+    # ------------------------------------------------------------------ serving
+    def handle(self, sender: bytes, frames: list) -> P.Message | None:
+        """Decode and dispatch one request; returns the reply (an ``error`` on any failure)."""
+        try:
+            msg = P.decode(frames, self.limits)
+        except P.ProtocolError as exc:
+            parent = _header_id(frames)
+            return P.Message("error", {"code": exc.code, "message": str(exc)}, parent=parent)
+        fn = self.handlers.get(msg.type)
+        if fn is None:
+            return msg.error(P.E_UNKNOWN_TYPE, f"unknown message type (known: "
+                                               f"{', '.join(sorted(self.handlers))}). "
+                                               f"Received: {msg.type[:60]!r}")
+        try:
+            return fn(self, msg, sender)
+        except P.ProtocolError as exc:
+            return msg.error(exc.code, str(exc))
+        except ModuleError as exc:
+            return msg.error(P.E_MODULE, f"agent {self.name}: {exc}")
+        except DianneError as exc:
+            return msg.error(P.E_BAD_REQUEST, f"agent {self.name}: {exc}")
+        except Exception as exc:  # a bug must not stop the agent
+            log.exception("handler for %s failed", msg.type)
+            return msg.error(P.E_INTERNAL, f"agent {self.name}: {msg.type} failed: "
+                                           f"{type(exc).__name__}: {exc}")
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve until ``stop`` is set (or :meth:`close` is called from another thread)."""
+        stop = stop or self._stop
+        self._publisher.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        log.info("agent %s (%s) serving on %s, events on %s", self.name, self.id,
+                 self.address, self.events_address)
+        while not stop.is_set() and not self._stop.is_set():
+            if not poller.poll(200):
+                continue
+            while True:
+                try:
+                    parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                sender, frames = parts[0].bytes, parts[1:]
+                reply = self.handle(sender, frames)
+                if reply is not None:
+                    self.reply(sender, reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        for job in list(self.jobs.values()):
+            stop = getattr(job, "stop", None)
+            if stop is not None:
+                stop()
+        if self._publisher.is_alive():
+            self._publisher.join(timeout=2)
+        for sock in [self.router, self.pub, *self.peers.values()]:
+            sock.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+        self.ctx.term()
+
+
+def _bind(sock: zmq.Socket, address: str) -> str:
+    """Bind to ``tcp://HOST:PORT`` (port 0: any free port); returns the address to connect to."""
+    if not address.startswith("tcp://") or ":" not in address[6:]:
+        raise DianneError(f"--bind takes tcp://HOST:PORT. Received: {address!r}")
+    host, port = address[6:].rsplit(":", 1)
+    try:
+        if port in ("0", "*"):
+            port = str(sock.bind_to_random_port(f"tcp://{host}"))
+        else:
+            sock.bind(address)
+    except zmq.ZMQError as exc:
+        raise DianneError(f"cannot bind {address}: {exc}") from None
+    if host in ("*", "0.0.0.0"):
+        host = _primary_ip()
+    return f"tcp://{host}:{port}"
+
+
+def _primary_ip() -> str:
+    """The address others reach this host by (the interface of the default route)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET address: no packet is sent for UDP connect
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _header_id(frames: list) -> str | None:
+    """The id of a message whose header parses, so even a rejected one gets a matching reply."""
+    import json  # noqa: PLC0415
+
+    try:
+        raw = frames[0].bytes if hasattr(frames[0], "bytes") else bytes(frames[0])
+        if len(raw) > 1 << 20:
+            return None
+        head = json.loads(raw)
+        return head.get("id") if isinstance(head, dict) and isinstance(head.get("id"), str) \
+            else None
+    except (ValueError, UnicodeDecodeError, IndexError, RecursionError):
+        return None

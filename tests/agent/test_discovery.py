@@ -1,0 +1,37 @@
+"""Real zeroconf on loopback: agents announce themselves, browsers find them, heartbeats tell
+when one is gone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agent.client import discover
+from agent.discovery import Browser
+
+
+def test_discover_and_gone_within_two_seconds(spawn) -> None:
+    a, b = spawn(["disc-a", "disc-b"], discovery=True)
+    found = discover(interface="127.0.0.1", timeout=8.0, expect=2)
+    mine = {i.name: i for i in found if i.id in (a.id, b.id)}
+    assert set(mine) == {"disc-a", "disc-b"}
+    assert mine["disc-a"].address == a.address and mine["disc-a"].events == a.events
+    assert "numpy" in mine["disc-b"].backends and mine["disc-b"].cores >= 1
+
+    gone = threading.Event()
+    seen = threading.Event()
+
+    def on_change(kind: str, info) -> None:
+        if info.id == b.id:
+            (gone if kind == "gone" else seen).set()
+
+    browser = Browser("127.0.0.1", on_change=on_change)
+    try:
+        assert seen.wait(8.0)
+        t0 = time.monotonic()
+        b.kill()  # SIGKILL: no zeroconf goodbye, only the heartbeat stops
+        assert gone.wait(5.0)
+        assert time.monotonic() - t0 < 2.0
+        assert [i.name for i in browser.agents() if i.id in (a.id, b.id)] == ["disc-a"]
+    finally:
+        browser.close()
