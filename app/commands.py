@@ -263,7 +263,10 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"parameters, {shapes.macs} multiply-adds per sample")
     for m in shapes.modules.values():
         print("  " + describe(m))
-    return 1 if shapes.errors else 0
+    error = shapes.first_error()
+    if error:  # the one stderr line naming the file and the module at fault
+        raise DianneError(f"{source.description.source or source.description.name}: {error}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- examples

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FormatError, module_label
-from engine.fileio import atomic_write, load_json
+from engine.fileio import atomic_write, load_json, read_text
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _RESERVED = ("id", "type", "next", "prev")
@@ -126,6 +126,19 @@ def _scalar(value: object, what: str) -> str | None:
                       f"Received: {json.dumps(value)[:80]}")
 
 
+def _unique_keys(pairs: list[tuple[str, object]], source: str) -> dict[str, object]:
+    """A JSON object as a dict, refusing a key given twice: Python (and Gson's JsonObject) would
+    silently keep the last one, so two modules sharing a UUID would quietly become one."""
+    obj: dict[str, object] = {}
+    for key, value in pairs:
+        if key in obj:
+            what = "module" if _UUID_RE.fullmatch(key) else "key"
+            raise FormatError(f"{source}: {what} {key!r} appears twice in the same JSON object. "
+                              f"Received: {key}")
+        obj[key] = value
+    return obj
+
+
 def _parse_uuid(text: object, what: str) -> str:
     if not isinstance(text, str) or not _UUID_RE.fullmatch(text):
         raise FormatError(f"{what} is not a UUID (8-4-4-4-12 hex). Received: {text!r}")
@@ -164,7 +177,8 @@ def parse_network(
     text: str, source: str = "<string>", name: str | None = None
 ) -> NetworkDescription:
     """Parse ``modules.txt`` text; ``name`` is used when the file has none (bare form)."""
-    doc = load_json(text, source, parse_int=_Num, parse_float=_Num, parse_constant=_Num)
+    doc = load_json(text, source, parse_int=_Num, parse_float=_Num, parse_constant=_Num,
+                    object_pairs_hook=lambda pairs: _unique_keys(pairs, source))
     if not isinstance(doc, dict):
         raise FormatError(f"{source}: the top level must be a JSON object. Received: "
                           f"{type(doc).__name__}")
@@ -209,16 +223,7 @@ def read_network(path: str | os.PathLike[str]) -> NetworkDescription:
     p = Path(path)
     if p.is_dir():
         p = p / "modules.txt"
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read the network file: {exc.strerror}. "
-                          f"Received: {p}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{p}: not UTF-8 text (byte {exc.start}). Received: "
-                          f"{raw[exc.start:exc.start + 4]!r}") from None
+    text = read_text(p, "the network file")
     desc = parse_network(text, str(p), name=Path(os.path.abspath(p)).parent.name)
     desc.validate()
     return desc

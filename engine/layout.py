@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.errors import FormatError
-from engine.fileio import atomic_write, load_json
+from engine.fileio import atomic_write, load_json, read_text
 
 
 @dataclass
@@ -64,16 +64,7 @@ def read_layout(path: str | os.PathLike[str]) -> Layout | None:
         p = p / "layout.txt"
     if not p.is_file():
         return None
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read the layout: {exc.strerror}. Received: {p}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{p}: not UTF-8 text (byte {exc.start}). "
-                          f"Received: {raw[exc.start:exc.start + 4]!r}") from None
-    return parse_layout(text, str(p))
+    return parse_layout(read_text(p, "the layout"), str(p))
 
 
 def _updated_document(layout: Layout) -> dict:

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.description import NetworkDescription, dumps_network, parse_network, read_network
-from engine.errors import FormatError, RepositoryError
-from engine.fileio import atomic_write
+from engine.errors import FormatError, RepositoryError, module_label
+from engine.fileio import MAX_TEXT_BYTES, atomic_write, decode_text, read_zip_entry
 from engine.layout import Layout, dumps_layout, parse_layout, read_layout
 from engine.weights import (
+    MAX_COUNT,
     parse_weight_filename,
     read_weights,
     weight_filename,
@@ -66,18 +67,7 @@ def _zip_names(path: Path) -> set[str] | None:
 
 
 def _read_zip_text(path: Path, entry: str) -> str:
-    source = f"{path}!{entry}"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            raw = zf.read(entry)
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise FormatError(f"{source}: cannot read the zip entry: {exc}. "
-                          f"Received: {entry}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{source}: not UTF-8 text (byte {exc.start}). "
-                          f"Received: {raw[exc.start:exc.start + 4]!r}") from None
+    return decode_text(read_zip_entry(path, entry, MAX_TEXT_BYTES), f"{path}!{entry}")
 
 
 def _zip_network(path: Path) -> NetworkDescription:
@@ -110,9 +100,9 @@ def _read_found(found: Found, expected: int | None) -> np.ndarray:
     if isinstance(found, Path):
         return read_weights(found, expected)
     zpath, entry = found
-    with zipfile.ZipFile(zpath) as zf:
-        raw = zf.read(entry)
-    return weights_from_bytes(raw, f"{zpath}!{entry}", expected)
+    # A weight file is 4 + 4 * count bytes: never inflate more than the module can hold.
+    limit = 4 + 4 * (MAX_COUNT if expected is None else expected)
+    return weights_from_bytes(read_zip_entry(zpath, entry, limit), f"{zpath}!{entry}", expected)
 
 
 def _load_all(desc: NetworkDescription, places: list[Place], tags: Iterable[object],
@@ -123,7 +113,12 @@ def _load_all(desc: NetworkDescription, places: list[Place], tags: Iterable[obje
     for mid in desc.modules:
         found = _find(weight_filename(mid, tags), places, names)
         if found is not None:
-            result[mid] = _read_found(found, (sizes or {}).get(mid))
+            try:
+                result[mid] = _read_found(found, (sizes or {}).get(mid))
+            except FormatError as exc:  # say which module the file belongs to
+                md = desc.modules[mid]
+                label = module_label(mid, md.type, md.properties.get("name"))
+                raise FormatError(f"weights of {label}: {exc}") from None
     if not result:
         raise RepositoryError(f"no weight file for any module of {desc.name!r} (tags "
                               f"{list(tags)}) in {where}. Received: tags={list(tags)}")
@@ -308,6 +303,9 @@ def resolve_model(spec: str, repository: Repository | None = None) -> ModelSourc
         elif _zip_names(path) is not None:
             folder, zpath = None, path
             desc, layout = _zip_network(path), _zip_layout(path)
+        elif path.suffix.lower() == ".zip":
+            raise FormatError(f"{path}: not a readable zip archive (damaged or truncated). "
+                              f"Received: {path.stat().st_size} bytes")
         else:
             folder, zpath = path.parent, None
             desc, layout = read_network(path), read_layout(path.parent)

@@ -9,6 +9,7 @@ bad module: the error is recorded on that module and everything downstream of it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from engine.description import NetworkDescription
-from engine.errors import DianneError
+from engine.errors import DianneError, module_label
 from engine.graph import build_module, cut_recurrent, link, topological_order
 from engine.modules import Module
+from engine.modules.base import MAX_TENSOR_VALUES
 
 Shape = tuple[int, ...]
 
@@ -58,6 +60,16 @@ class NetworkShapes:
     @property
     def errors(self) -> dict[str, str]:
         return {k: m.error for k, m in self.modules.items() if m.error}
+
+    def first_error(self) -> str | None:
+        """The error to report first, naming its module: the earliest in execution order that
+        is not merely the consequence of another (an input whose shape is unknown)."""
+        failed = [m for m in self.modules.values() if m.error]
+        if not failed:
+            return None
+        root = next((m for m in failed if not m.error.startswith("input from ")), failed[0])
+        label = module_label(root.id, root.type, root.name)
+        return root.error if root.id in root.error else f"{label}: {root.error}"
 
     def __getitem__(self, key: str) -> ModuleShape:
         return self.modules[key]
@@ -134,10 +146,17 @@ def infer_shapes(desc: NetworkDescription,
             elif not ins:
                 res.error = "not connected to any input"
                 continue
+            elif len(ins) > 1 and not mod.join:  # as the executor refuses it
+                res.error = f"has {len(ins)} inputs but is not a Join module"
+                continue
             else:
                 arg = ins if mod.join else ins[0]
             out = mod.output_shape(arg)
             res.out_shape = [tuple(o) for o in out] if mod.fork else tuple(out)
+            largest = max((math.prod(o) for o in out), default=0) if mod.fork else math.prod(out)
+            if largest > MAX_TENSOR_VALUES:  # it could never be allocated
+                res.error = f"output of {largest} values is too large"
+                res.out_shape = None
             res.macs = int(mod.macs(arg)) if arg is not None else 0
         except DianneError as exc:
             res.error = str(exc)

@@ -20,7 +20,7 @@ from engine.errors import FormatError
 from engine.fileio import atomic_write
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_MAX_COUNT = 2**31 - 1
+MAX_COUNT = 2**31 - 1
 
 
 def weights_from_bytes(raw: bytes, source: str, expected: int | None = None) -> np.ndarray:
@@ -70,8 +70,8 @@ def weights_to_bytes(flat: object) -> bytes:
     if hasattr(flat, "get") and not isinstance(flat, np.ndarray):
         flat = flat.get()  # a cupy array: bring it to the host first
     arr = np.ascontiguousarray(np.asarray(flat).ravel(), dtype=">f4")
-    if arr.size > _MAX_COUNT:
-        raise FormatError(f"a weight file holds at most {_MAX_COUNT} values. Received: {arr.size}")
+    if arr.size > MAX_COUNT:
+        raise FormatError(f"a weight file holds at most {MAX_COUNT} values. Received: {arr.size}")
     return struct.pack(">i", arr.size) + arr.tobytes()
 
 

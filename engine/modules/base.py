@@ -106,6 +106,24 @@ def _to_float(raw: Any) -> float:
     return value
 
 
+# The largest tensor a network file may declare: one module's parameters are one weight file,
+# whose header is an int32 count (spec 3.3). Also bounds the sample an Input declares.
+MAX_TENSOR_VALUES = 2**31 - 1
+_CHECK_MEMORY_FROM = 1 << 24  # values; below this a parameter is allocated without asking
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (Linux), else ``None``."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 # Properties every module may carry in a file without them meaning anything to the runtime.
 INFORMATIONAL = ("name", "category", "trainable")
 
@@ -204,7 +222,25 @@ class Module:
         return ShapeError(f"{self.label}: {message}. Received: {received!r}")
 
     def add_param(self, pname: str, shape: Shape, learn: bool = True) -> None:
-        """Allocate a persisted parameter (zeros); ``learn`` also allocates its gradient."""
+        """Allocate a persisted parameter (zeros); ``learn`` also allocates its gradient.
+
+        The size a file declares is checked before anything is allocated: one module's
+        parameters must fit one weight file, and a large tensor must fit the free memory.
+        """
+        n = math.prod(shape)
+        if min(shape, default=1) < 0:
+            raise self.fail(f"parameter '{pname}' would have a negative size", tuple(shape))
+        total = self.parameter_size() + n
+        if total > MAX_TENSOR_VALUES:
+            raise self.fail(f"parameters too large: {total} values, a weight file holds at most "
+                            f"{MAX_TENSOR_VALUES}", tuple(shape))
+        if n >= _CHECK_MEMORY_FROM:
+            # the parameter, its gradient, and the float64 initial values drawn on the host
+            need = n * (self.dtype.itemsize * (2 if learn else 1) + 8)
+            free = available_memory()
+            if free is not None and need > free:
+                raise self.fail(f"parameter '{pname}' too large for the free memory ({need} "
+                                f"bytes needed, {free} available)", tuple(shape))
         self.params[pname] = self.xp.zeros(shape, dtype=self.dtype)
         if learn:
             self.grads[pname] = self.xp.zeros(shape, dtype=self.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.modules.base import Module, Prop, register
+from engine.modules.base import MAX_TENSOR_VALUES, Module, Prop, register
 
 
 @register
@@ -21,6 +21,14 @@ class Input(Module):
     category = "Input-Output"
     props = (Prop("dims", "ints", doc="sample shape, e.g. 1,28,28 (optional)"),)
     example = {"props": {"dims": "3,4"}, "inputs": [(3, 4)]}
+
+    def setup(self) -> None:
+        dims = self.cfg["dims"]
+        if dims and min(dims) <= 0:
+            raise self.fail("dims must be positive", dims)
+        if dims and _prod(dims) > MAX_TENSOR_VALUES:
+            raise self.fail(f"dims declare a sample of more than {MAX_TENSOR_VALUES} values",
+                            dims)
 
     def forward(self, x: Any) -> Any:
         dims = self.cfg["dims"]
