@@ -1,0 +1,395 @@
+"""Big-Little (De Coninck et al., 2015): a little network on the device, the big one on a server.
+
+A Big-Little network is one ordinary DIANNE network with two Outputs: the *little* Output
+(classes = the priority classes + ``"other"``) and the *big* Output (every class), typically
+``Input -> Duplicate -> little branch / big branch``. The policy is stored as top-level network
+properties of ``modules.txt`` (the string map the original has read since 2018), so it travels
+with the network through repositories, zips and the editor:
+
+=========================  ===========================================================
+``bigLittle.little``       UUID of the little Output
+``bigLittle.big``          UUID of the big Output
+``bigLittle.priority``     the priority classes, e.g. ``[0, 1, 2]`` (labels of both Outputs)
+``bigLittle.threshold``    confidence threshold, e.g. ``0.9``
+``bigLittle.features``     ``false``: the device sends the sample; ``true``: it sends the
+                           tensor where the big branch leaves the little one (its features)
+=========================  ===========================================================
+
+The rule: the little part answers on the device when its top class is a priority class with
+probability >= threshold; otherwise the payload goes to the big part, whose top class is the
+answer. :func:`split` cuts the network into the device part and the server part (module UUIDs
+kept, so the weight files serve both); :class:`BigLittle` runs the rule on one sample through any
+pair of part runners (in-process :class:`LocalRunner`, or agents); :func:`measure` +
+:func:`sweep` give the threshold trade-off curve from one pass over a dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.description import ModuleDescription, NetworkDescription
+from engine.graph import Network
+from engine.link import Link
+from engine.modules.io import format_labels, parse_labels
+from engine.shapes import infer_shapes
+from engine.subnet import (
+    ancestors,
+    derived_id,
+    extract,
+    last_module_type,
+    output_id,
+    output_labels,
+    probabilities,
+    require,
+)
+
+PREFIX = "bigLittle."
+OTHER = "other"
+DEFAULT_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999,
+                      0.9999)
+ROW_KEYS = ("threshold", "forwarded", "accuracy", "priority_recall", "priority_precision",
+            "big_accuracy", "latency_ms_mean", "latency_ms_p99", "always_big_latency_ms_mean",
+            "bytes_sent")
+
+
+@dataclass
+class Policy:
+    """Which Outputs are little and big, the priority classes, the threshold, what is sent."""
+
+    little: str
+    big: str
+    priority: list[str]
+    threshold: float = 0.9
+    features: bool = False
+
+    def to_properties(self) -> dict[str, str]:
+        return {PREFIX + "little": self.little, PREFIX + "big": self.big,
+                PREFIX + "priority": format_labels(self.priority),
+                PREFIX + "threshold": repr(float(self.threshold)),
+                PREFIX + "features": "true" if self.features else "false"}
+
+    def attach(self, desc: NetworkDescription) -> NetworkDescription:
+        """A copy of ``desc`` carrying this policy (after checking it fits the network)."""
+        out = desc.copy()
+        self.check(out)
+        props = {k: v for k, v in (out.properties or {}).items() if not k.startswith(PREFIX)}
+        props.update(self.to_properties())
+        out.properties = props
+        return out
+
+    def check(self, desc: NetworkDescription) -> None:
+        """DianneError unless both Outputs exist and the priority classes are labels of both."""
+        self.little, self.big = output_id(desc, self.little), output_id(desc, self.big)
+        require(self.little != self.big, desc, "the little and big Outputs must differ",
+                self.little)
+        require(0.0 <= self.threshold <= 1.0, desc, "the threshold must lie in [0, 1]",
+                self.threshold)
+        little, big = output_labels(desc, self.little), output_labels(desc, self.big)
+        require(bool(self.priority), desc, "at least one priority class is needed", self.priority)
+        for label in self.priority:
+            require(label in little and label in big, desc, f"priority class {label!r} must be a "
+                    f"label of the little Output {little} and of the big Output", label)
+
+    @classmethod
+    def from_description(cls, desc: NetworkDescription) -> Policy:
+        props = desc.properties or {}
+        missing = [k for k in ("little", "big", "priority") if PREFIX + k not in props]
+        require(not missing, desc, "not a Big-Little network: the network properties lack "
+                f"{', '.join(PREFIX + k for k in missing)}", sorted(props))
+        try:
+            threshold = float(props.get(PREFIX + "threshold", "0.9"))
+        except ValueError:
+            threshold = float("nan")
+        policy = cls(props[PREFIX + "little"], props[PREFIX + "big"],
+                     parse_labels(props[PREFIX + "priority"]), threshold,
+                     props.get(PREFIX + "features", "false").strip().lower() == "true")
+        require(threshold == threshold, desc, f"{PREFIX}threshold is not a number",
+                props.get(PREFIX + "threshold"))
+        policy.check(desc)
+        return policy
+
+
+@dataclass
+class Parts:
+    """The device part and the server part of a Big-Little network, and how to read them."""
+
+    policy: Policy
+    whole: NetworkDescription  # the Big-Little network itself
+    device: NetworkDescription  # little part (+ an Output "features" when features are sent)
+    server: NetworkDescription  # big part, fed with the sample or with the features
+    features_out: str | None
+    little_labels: list[str]
+    big_labels: list[str]
+    little_kind: str | None  # type of the module before the little Output
+    big_kind: str | None
+
+    @property
+    def local_class(self) -> np.ndarray:
+        """little class index -> big class index (-1 for a little class the big net lacks)."""
+        return np.array([self.big_labels.index(c) if c in self.big_labels else -1
+                         for c in self.little_labels], dtype=np.int64)
+
+    @property
+    def priority_mask(self) -> np.ndarray:
+        """Over the little classes: True for a priority class."""
+        return np.array([c in self.policy.priority for c in self.little_labels])
+
+
+def split(desc: NetworkDescription, policy: Policy | None = None) -> Parts:
+    """Cut ``desc`` into its device part and its server part according to ``policy``."""
+    policy = policy or Policy.from_description(desc)
+    policy.check(desc)
+    little_set = ancestors(desc, [policy.little])
+    big_set = ancestors(desc, [policy.big])
+    features_out = None
+    if not policy.features:
+        device = extract(desc, little_set, f"{desc.name}-little")
+        server = extract(desc, big_set, f"{desc.name}-big")
+    else:
+        only_big = big_set - little_set
+        cut = sorted({p for m in only_big for p in desc.modules[m].prev if p in little_set} |
+                     {m for m in little_set for n in desc.modules[m].next if n in only_big})
+        require(len(cut) == 1 and desc.modules[cut[0]].type != "Input", desc,
+                "sending features needs exactly one module (not the Input) whose output feeds "
+                "the big branch", cut)
+        shapes = infer_shapes(desc)
+        cut_shape = shapes[cut[0]]
+        require(cut_shape.ok, desc, "the shape of the features is unknown (set the Input's dims)",
+                cut_shape.error)
+        out_shape = cut_shape.out_shape
+        if isinstance(out_shape, list):  # a fork: the slot that fed the big branch
+            succ = desc.modules[cut[0]].next
+            out_shape = out_shape[[i for i, n in enumerate(succ) if n in only_big][0]]
+        features_out = derived_id(desc.name, cut[0], "features")
+        device = extract(desc, little_set, f"{desc.name}-little",
+                         outputs={cut[0]: features_out})
+        server = extract(desc, only_big, f"{desc.name}-big",
+                         inputs={cut[0]: (derived_id(desc.name, cut[0], "input"), out_shape)})
+    return Parts(policy, desc, device, server, features_out, output_labels(desc, policy.little),
+                 output_labels(desc, policy.big), last_module_type(desc, policy.little),
+                 last_module_type(desc, policy.big))
+
+
+def decide(probs: np.ndarray, parts: Parts, threshold: float | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The rule on little-net probabilities ``(N, C)``: returns (answered locally, top class).
+
+    A sample stays on the device when its top little class is a priority class and its
+    probability is >= the threshold (the policy's unless given); ties go to the lower class.
+    """
+    p = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    t = parts.policy.threshold if threshold is None else float(threshold)
+    top = np.argmax(p, axis=1)
+    conf = p[np.arange(len(p)), top]
+    return parts.priority_mask[top] & (conf >= t), top
+
+
+def combine(name: str, little: NetworkDescription, big: NetworkDescription,
+            policy_priority: Sequence[str], threshold: float = 0.9) -> NetworkDescription:
+    """One Big-Little network from two single-Input, single-Output networks.
+
+    ``Input -> Duplicate -> little body -> Output 'little'`` and ``-> big body -> Output 'big'``:
+    the big network's Input (and dims) is kept, the little one's dropped, module UUIDs are
+    unchanged (they must not overlap), and the policy is attached.
+    """
+    for what, net in (("little", little), ("big", big)):
+        require(len(net.inputs()) == 1 and len(net.outputs()) == 1, net,
+                f"the {what} network needs exactly one Input and one Output",
+                (len(net.inputs()), len(net.outputs())))
+    shared = set(little.modules) & set(big.modules)
+    require(not shared, little, "the little and big networks share module UUIDs", sorted(shared))
+    inp, little_in = big.inputs()[0], little.inputs()[0]
+    dup = derived_id(name, inp.id, "duplicate")
+    modules = {}
+    for net, drop in ((big, None), (little, little_in.id)):
+        for mid, md in net.modules.items():
+            if mid != drop:
+                md = ModuleDescription(mid, md.type, list(md.next), list(md.prev),
+                                       dict(md.properties))
+                md.prev = [dup if p in (inp.id, little_in.id) else p for p in md.prev]
+                modules[mid] = md
+    modules[inp.id].next = [dup]
+    modules[dup] = ModuleDescription(dup, "Duplicate", list(little_in.next) +
+                                     list(big.modules[inp.id].next), [inp.id],
+                                     {"name": "Duplicate", "category": "Fork"})
+    if not modules[inp.id].properties.get("dims") and little_in.properties.get("dims"):
+        modules[inp.id].properties["dims"] = little_in.properties["dims"]
+    little_out, big_out = little.outputs()[0].id, big.outputs()[0].id
+    modules[little_out].properties["name"] = "little"
+    modules[big_out].properties["name"] = "big"
+    desc = NetworkDescription(name, modules, {"description": f"Big-Little: {little.name} on the "
+                                              f"device, {big.name} on the server"})
+    desc.validate()
+    return Policy(little_out, big_out, list(policy_priority), threshold).attach(desc)
+
+
+# ------------------------------------------------------------------------------ running
+class PartRunner(Protocol):
+    """Runs the two parts: ``little(x) -> (little values, payload)``, ``big(payload) -> values``."""
+
+    def little(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def big(self, payload: np.ndarray) -> np.ndarray: ...
+
+
+class LocalRunner:
+    """Both parts in this process; ``link`` (optional) is emulated by sleeping on each send."""
+
+    def __init__(self, parts: Parts, weights: Mapping[str, np.ndarray], backend: Any = None,
+                 link: Link | None = None) -> None:
+        self.parts, self.link = parts, link
+        self.device = _network(parts.device, weights, backend)
+        self.server = _network(parts.server, weights, backend)
+        self._little = (output_id(parts.device, parts.policy.little),)
+        if parts.features_out:
+            self._little += (parts.features_out,)
+
+    def little(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.device.forward(x, outputs=list(self._little))
+        host = self.device.backend.to_host
+        payload = host(out[self._little[1]]) if len(self._little) > 1 else np.asarray(x)
+        return host(out[self._little[0]]), np.asarray(payload, dtype=np.float32)
+
+    def big(self, payload: np.ndarray) -> np.ndarray:
+        if self.link is not None:
+            _sleep_ms(self.link.transfer_ms(payload.nbytes))
+        out = self.server.backend.to_host(self.server.forward(payload))
+        if self.link is not None:
+            _sleep_ms(self.link.transfer_ms(out.nbytes))
+        return out
+
+
+def _network(desc: NetworkDescription, weights: Mapping[str, np.ndarray], backend: Any
+             ) -> Network:
+    net = Network(desc, backend=backend)
+    net.set_weights({m: w for m, w in weights.items() if m in net.modules})
+    return net.eval()
+
+
+def _sleep_ms(ms: float) -> None:
+    # time.sleep overshoots by ~0.1 ms; good enough for a link of a few ms or more.
+    if ms > 0:
+        time.sleep(ms / 1e3)
+
+
+@dataclass
+class Answer:
+    """One classification: the label, which part answered, and what it cost."""
+
+    label: str
+    answered_by: str  # "little" or "big"
+    probability: float
+    latency_ms: float
+    little_ms: float
+    big_ms: float | None  # the round trip to the big part (None when not forwarded)
+    bytes_sent: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class BigLittle:
+    """The decision logic around a pair of part runners."""
+
+    def __init__(self, parts: Parts, runner: PartRunner) -> None:
+        self.parts, self.runner = parts, runner
+
+    def classify(self, x: np.ndarray, threshold: float | None = None) -> Answer:
+        parts = self.parts
+        t0 = time.perf_counter()
+        little, payload = self.runner.little(x)
+        t1 = time.perf_counter()
+        probs = probabilities(np.ravel(little), parts.little_kind)
+        local, top = decide(probs, parts, threshold)
+        k = int(top[0])
+        if local[0]:
+            return Answer(parts.little_labels[k], "little", float(probs[k]), (t1 - t0) * 1e3,
+                          (t1 - t0) * 1e3, None, 0)
+        big = probabilities(np.ravel(self.runner.big(payload)), parts.big_kind)
+        t2 = time.perf_counter()
+        b = int(np.argmax(big))
+        return Answer(parts.big_labels[b], "big", float(big[b]), (t2 - t0) * 1e3,
+                      (t1 - t0) * 1e3, (t2 - t1) * 1e3, int(payload.nbytes))
+
+
+# ------------------------------------------------------------------------------ measuring
+@dataclass
+class Measurements:
+    """Both parts run on every sample once: what any threshold's outcome is computed from."""
+
+    parts: Parts
+    targets: np.ndarray  # (N,) index into big_labels
+    little_probs: np.ndarray  # (N, C_little)
+    big_pred: np.ndarray  # (N,) index into big_labels
+    little_ms: np.ndarray  # (N,) device part
+    forward_ms: np.ndarray  # (N,) round trip device -> big part -> device, link included
+    payload_bytes: np.ndarray  # (N,) bytes sent when the sample is forwarded
+
+
+def measure(runner: PartRunner, parts: Parts, inputs: Sequence[np.ndarray] | np.ndarray,
+            targets: Sequence[int] | np.ndarray, link: Link | None = None,
+            progress: Callable[[int, int], None] | None = None) -> Measurements:
+    """Run the little and the big part on every sample, one sample at a time, timing each.
+
+    ``link`` is a *modelled* link added to the measured round trip (for an in-process runner
+    without emulation); a runner that emulates its link (agents, a LocalRunner with ``link``)
+    is timed as is and takes ``link=None``.
+    """
+    n = len(targets)
+    little_probs = np.zeros((n, len(parts.little_labels)))
+    big_pred = np.zeros(n, dtype=np.int64)
+    little_ms, forward_ms, nbytes = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        t0 = time.perf_counter()
+        little, payload = runner.little(inputs[i])
+        t1 = time.perf_counter()
+        big = runner.big(payload)
+        t2 = time.perf_counter()
+        little_probs[i] = probabilities(np.ravel(little), parts.little_kind)
+        big_pred[i] = int(np.argmax(np.ravel(big)))
+        little_ms[i], forward_ms[i] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        nbytes[i] = payload.nbytes
+        if link is not None:
+            forward_ms[i] += link.transfer_ms(payload.nbytes) + link.transfer_ms(big.nbytes)
+        if progress is not None:
+            progress(i + 1, n)
+    return Measurements(parts, np.asarray(targets, dtype=np.int64), little_probs, big_pred,
+                        little_ms, forward_ms, nbytes)
+
+
+def sweep(m: Measurements, thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+          ) -> list[dict[str, Any]]:
+    """One row per threshold, keys :data:`ROW_KEYS` (see ``docs/readme/biglittle.md``)."""
+    parts = m.parts
+    prio_big = np.array([c in parts.policy.priority for c in parts.big_labels])
+    is_prio = prio_big[m.targets]
+    always_big = m.forward_ms + (m.little_ms if parts.policy.features else 0.0)
+    rows = []
+    for t in thresholds:
+        local, top = decide(m.little_probs, parts, t)
+        pred = np.where(local, parts.local_class[top], m.big_pred)
+        right = pred == m.targets
+        said_prio = (pred >= 0) & prio_big[np.maximum(pred, 0)]
+        latency = m.little_ms + np.where(local, 0.0, m.forward_ms)
+        rows.append({
+            "threshold": float(t),
+            "forwarded": float(np.mean(~local)),
+            "accuracy": float(np.mean(right)),
+            "priority_recall": _ratio(np.sum(right & is_prio), np.sum(is_prio)),
+            "priority_precision": _ratio(np.sum(right & said_prio), np.sum(said_prio)),
+            "big_accuracy": float(np.mean(m.big_pred == m.targets)),
+            "latency_ms_mean": float(np.mean(latency)),
+            "latency_ms_p99": float(np.percentile(latency, 99)),
+            "always_big_latency_ms_mean": float(np.mean(always_big)),
+            "bytes_sent": int(np.sum(m.payload_bytes[~local])),
+        })
+    return rows
+
+
+def _ratio(num: Any, den: Any) -> float | None:
+    return float(num) / float(den) if den else None
