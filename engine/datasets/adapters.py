@@ -16,18 +16,52 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.datasets.base import Dataset
+from engine.datasets.base import Dataset, stack_samples
 from engine.errors import DatasetError
 
 
 class Adapter(Dataset):
-    """A dataset over ``base``; shares its input shape unless the subclass changes it."""
+    """A dataset over ``base``: same samples, same targets, inputs passed through
+    :meth:`adapt` (identity here). Subclasses change the index mapping (range, labels) or the
+    inputs (the augmentations of ``engine.datasets.augment``)."""
 
     def __init__(self, base: Dataset, name: str | None = None) -> None:
         self.base = base
         self.name = name or base.name
         self.labels = list(base.labels)
-        self.input_shape = tuple(base.input_shape)
+        self.input_shape = None if base.input_shape is None else tuple(base.input_shape)
+        self.classification = base.classification
+
+    @property
+    def target_size(self) -> int:
+        return self.base.target_size if self.labels == self.base.labels else len(self.labels)
+
+    def adapt(self, inputs: np.ndarray) -> np.ndarray:
+        """Return the adapted batch ``inputs`` (N, ...); identity unless overridden."""
+        return inputs
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _inputs(self, idx: np.ndarray) -> np.ndarray:
+        if self.base.input_shape is None:  # variable-size samples: adapt one by one
+            return stack_samples(self.name, [self._input(i) for i in idx.tolist()])
+        return self.adapt(self.base._inputs(idx))
+
+    def _input(self, i: int) -> np.ndarray:
+        return self.adapt(self.base._input(i)[None])[0]
+
+    def _target_indices(self, idx: np.ndarray) -> np.ndarray:
+        return self.base._target_indices(idx)
+
+    def _target_vectors(self, idx: np.ndarray) -> np.ndarray:
+        return self.base._target_vectors(idx)
+
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.base.input_shape is None:
+            return self._inputs(idx), self._target_vectors(idx)
+        inputs, targets = self.base._batch(idx)
+        return self.adapt(inputs), targets
 
 
 class RangeAdapter(Adapter):
@@ -101,6 +135,12 @@ class RangeAdapter(Adapter):
     def _target_indices(self, idx: np.ndarray) -> np.ndarray:
         return self.base._target_indices(self._idx[idx])
 
+    def _target_vectors(self, idx: np.ndarray) -> np.ndarray:
+        return self.base._target_vectors(self._idx[idx])
+
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.base._batch(self._idx[idx])
+
 
 class LabelAdapter(Adapter):
     """Keep the classes ``labels`` (renumbered in that order), plus optionally ``"other"``."""
@@ -109,6 +149,11 @@ class LabelAdapter(Adapter):
         self, base: Dataset, labels: Sequence[str], other: bool = False, name: str | None = None
     ) -> None:
         super().__init__(base, name)
+        if not base.classification:
+            raise DatasetError(
+                f"LabelAdapter over {base.name!r}: a label subset needs a classification "
+                f"dataset. Received: labels={list(labels)}"
+            )
         labels = [str(label) for label in labels]
         unknown = [label for label in labels if label not in base.labels]
         if not labels or unknown:
@@ -160,3 +205,9 @@ class LabelAdapter(Adapter):
 
     def _target_indices(self, idx: np.ndarray) -> np.ndarray:
         return self._selection()[1][idx]
+
+    def _target_vectors(self, idx: np.ndarray) -> np.ndarray:
+        return Dataset._target_vectors(self, idx)
+
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return Dataset._batch(self, idx)

@@ -22,11 +22,23 @@ Indices = Sequence[int] | np.ndarray | range | slice
 
 
 class Dataset:
-    """Base class of every dataset and adapter. Attributes are set by the subclass."""
+    """Base class of every dataset and adapter. Attributes are set by the subclass.
+
+    ``input_shape`` is None for a dataset of variable-size images (ImageNet before a ``frame``
+    adapter): single samples then work, a batch only when its samples agree. ``classification``
+    is False for a dataset whose targets are real vectors (CSV regression, autoencoder); its
+    ``target_indices`` are then the argmax of the vectors.
+    """
 
     name: str = "dataset"
     labels: list[str]
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None
+    classification: bool = True
+
+    @property
+    def target_size(self) -> int:
+        """Return the length of one target vector (the class count for classification)."""
+        return len(self.labels)
 
     # ---- what a subclass provides -------------------------------------------------------------
 
@@ -35,6 +47,8 @@ class Dataset:
 
     def _inputs(self, idx: np.ndarray) -> np.ndarray:
         """Return inputs for checked int64 indices ``idx`` as ``(N, *input_shape)`` float32."""
+        if self.input_shape is None:
+            return stack_samples(self.name, [self._input(i) for i in idx.tolist()])
         out = np.empty((len(idx), *self.input_shape), dtype=np.float32)
         for k, i in enumerate(idx.tolist()):
             out[k] = self._input(i)
@@ -43,6 +57,18 @@ class Dataset:
     def _target_indices(self, idx: np.ndarray) -> np.ndarray:
         """Return the class indices (int64) of checked indices ``idx``."""
         return np.fromiter((self._target_index(i) for i in idx.tolist()), np.int64, len(idx))
+
+    def _target_vectors(self, idx: np.ndarray) -> np.ndarray:
+        """Return the target vectors ``(N, target_size)`` float32 (default: one-hot)."""
+        targets = self._target_indices(idx)
+        out = np.zeros((len(idx), self.target_size), dtype=np.float32)
+        out[np.arange(len(idx)), targets] = 1.0
+        return out
+
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return inputs and target vectors of checked indices together (one draw of any
+        random adapter serves both, which the autoencoder adapter needs)."""
+        return self._inputs(idx), self._target_vectors(idx)
 
     def _input(self, i: int) -> np.ndarray:
         """Return the input of one checked index (default: a batch of one)."""
@@ -63,10 +89,8 @@ class Dataset:
         return self._target_index(self._check_index(i))
 
     def target(self, i: int) -> np.ndarray:
-        """Return sample ``i``'s target as a one-hot float32 vector of ``len(labels)``."""
-        out = np.zeros(len(self.labels), dtype=np.float32)
-        out[self.target_index(i)] = 1.0
-        return out
+        """Return sample ``i``'s target vector (one-hot float32 of ``len(labels)`` classes)."""
+        return self._target_vectors(np.array([self._check_index(i)], dtype=np.int64))[0]
 
     def inputs(self, indices: Indices) -> np.ndarray:
         """Return the inputs of ``indices`` as one float32 batch ``(N, *input_shape)``."""
@@ -77,11 +101,14 @@ class Dataset:
         return self._target_indices(self._check_indices(indices))
 
     def targets(self, indices: Indices) -> np.ndarray:
-        """Return the one-hot targets of ``indices`` as float32 ``(N, len(labels))``."""
-        idx = self.target_indices(indices)
-        out = np.zeros((len(idx), len(self.labels)), dtype=np.float32)
-        out[np.arange(len(idx)), idx] = 1.0
-        return out
+        """Return the target vectors of ``indices`` as float32 ``(N, target_size)`` (one-hot
+        for classification)."""
+        return self._target_vectors(self._check_indices(indices))
+
+    def batch(self, indices: Indices) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(inputs, targets)`` of ``indices``: float32 ``(N, *input_shape)`` and
+        ``(N, target_size)`` — what a training step consumes."""
+        return self._batch(self._check_indices(indices))
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
         """Yield ``(input, target_index)`` pairs in index order."""
@@ -134,6 +161,20 @@ class Dataset:
                 f"Dataset {self.name!r}: sample index out of range [0, {n}). Received: {int(bad)}"
             )
         return idx
+
+
+def stack_samples(name: str, samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack single inputs into a batch; DatasetError when their shapes differ (variable-size
+    images need a ``frame`` adapter before they can be batched)."""
+    shapes = {tuple(s.shape) for s in samples}
+    if len(shapes) > 1:
+        raise DatasetError(
+            f"Dataset {name!r}: samples of different shapes cannot form one batch; add a frame "
+            f"adapter (e.g. frame=3,224,224). Received: {sorted(shapes)[:3]}"
+        )
+    if not samples:
+        return np.zeros((0,), dtype=np.float32)
+    return np.stack(samples).astype(np.float32, copy=False)
 
 
 def _short(value: object, limit: int = 80) -> str:

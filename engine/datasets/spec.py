@@ -1,4 +1,10 @@
-"""Dataset spec strings (``mnist``, ``mnist:DIR``) and the range / label options of the CLIs.
+"""Dataset spec strings and the range / label options of the CLIs.
+
+Forms: ``mnist`` (the bundled test set), ``mnist:DIR``, ``cifar10:DIR``, ``cifar100:DIR``,
+``imagenet:DIR`` (training layout when ``images/`` has class folders, else validation),
+``images:DIR`` (``<class>/<image>`` folders), ``csv:FILE`` (last column = class index),
+``json:FILE`` or a path ending in ``.json`` (a DIANNE descriptor), or the ``name`` of a
+descriptor under the datasets folder (``$DIANNE_DATASETS``, else ``./datasets``).
 
 ``open_dataset`` looks the scheme (before the first ``:``) up in a small table of openers, then
 applies the adapters in DIANNE's fixed chain order (spec §5.3: ``range`` first, then the rest,
@@ -16,7 +22,11 @@ from pathlib import Path
 
 from engine.datasets.adapters import LabelAdapter, RangeAdapter
 from engine.datasets.base import Dataset
+from engine.datasets.descriptor import open_descriptor, open_named
+from engine.datasets.images import image_folder, imagenet_training, imagenet_validation
 from engine.datasets.mnist import MNIST, bundled_mnist_dir
+from engine.datasets.records import cifar10, cifar100
+from engine.datasets.tabular import CSVDataset
 from engine.errors import DatasetError
 
 
@@ -53,7 +63,55 @@ def _open_mnist(arg: str | None) -> Dataset:
     return _mnist_at(folder.resolve())
 
 
+def _need(arg: str | None, scheme: str) -> Path:
+    if not arg:
+        raise DatasetError(f"dataset spec {scheme}: needs a path, e.g. {scheme}:DIR. "
+                           f"Received: {scheme!r}")
+    return Path(arg).expanduser()
+
+
+def _open_imagenet(arg: str | None) -> Dataset:
+    root = _need(arg, "imagenet")
+    images = root / "images"
+    if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
+        return imagenet_training(root)
+    return imagenet_validation(root)
+
+
+def _open_csv(arg: str | None) -> Dataset:
+    """A bare CSV file: every column but the last is the input, the last the class index."""
+    path = _need(arg, "csv")
+    if not path.is_file():
+        raise DatasetError(f"CSV file does not exist. Received: {path}")
+    with open(path, encoding="utf-8") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    columns = len(first.split(","))
+    if columns < 2:
+        raise DatasetError(f"CSV file {path}: needs input columns and a class column. "
+                           f"Received: {columns} column(s)")
+    probe = CSVDataset(path, (columns - 1,), (1,), classification=False, target_offset=1)
+    classes = int(probe._load()[1].max()) + 1  # the largest class index names the class count
+    return CSVDataset(path, (columns - 1,), (classes,), classification=True, target_offset=1)
+
+
 register_opener(Opener("mnist", ("mnist", "mnist:DIR"), _open_mnist))
+register_opener(Opener("cifar10", ("cifar10:DIR",), lambda a: cifar10(_need(a, "cifar10"))))
+register_opener(Opener("cifar100", ("cifar100:DIR",), lambda a: cifar100(_need(a, "cifar100"))))
+register_opener(Opener("imagenet", ("imagenet:DIR",), _open_imagenet))
+register_opener(Opener("images", ("images:DIR (DIR/<class>/<image>)",),
+                       lambda a: image_folder(_need(a, "images"))))
+register_opener(Opener("csv", ("csv:FILE",), _open_csv))
+register_opener(Opener("json", ("json:FILE", "FILE.json", "NAME (a descriptor under "
+                                "$DIANNE_DATASETS)"),
+                       lambda a: open_descriptor(_need(a, "json"))))
+
+
+def _fallback(text: str) -> Dataset | None:
+    """A descriptor path, or the name of a descriptor in the datasets folder."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".json" and path.is_file():
+        return open_descriptor(path)
+    return open_named(text)
 
 
 def open_dataset(
@@ -72,12 +130,16 @@ def open_dataset(
     text = str(spec).strip()
     scheme, sep, arg = text.partition(":")
     opener = OPENERS.get(scheme.strip().lower())
-    if opener is None or (sep and not arg.strip()):
+    dataset = None
+    if opener is None:
+        dataset = _fallback(text)
+    if dataset is None and (opener is None or (sep and not arg.strip())):
         raise DatasetError(
             f"Unknown dataset spec; accepted forms: {', '.join(accepted_forms())}. "
             f"Received: {spec!r}"
         )
-    dataset = opener.open(arg.strip() if sep else None)
+    if dataset is None:
+        dataset = opener.open(arg.strip() if sep else None)
     if range_ is not None:
         values = [int(v) for v in range_]
         if len(values) == 2:
