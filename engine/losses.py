@@ -79,7 +79,13 @@ class Criterion:
         return g.reshape(output.shape).astype(output.dtype, copy=False)
 
     def loss_and_grad(self, output: Any, target: Any) -> tuple[float, Any]:
-        return self.loss(output, target), self.grad(output, target)
+        """The mean per-sample loss and the gradient, sharing the flattening."""
+        y, t, n = self._flat(output, target)
+        loss = float(self.per_sample(y, t).mean())
+        g = self.sample_grad(y, t)
+        if self.batch_average:
+            g = g / n
+        return loss, g.reshape(output.shape).astype(output.dtype, copy=False)
 
 
 class MSE(Criterion):
@@ -111,13 +117,17 @@ class NLL(Criterion):
 
     def per_sample(self, y: Any, t: Any) -> Any:
         xp = self.xp
-        logp = xp.where(self._log_mode(y), y, xp.log(xp.maximum(y, _TINY)))
+        mode = self._log_mode(y)
+        logp = y if bool(mode.all()) else xp.where(mode, y, xp.log(xp.maximum(y, _TINY)))
         return -(t * logp).sum(axis=1)
 
     def sample_grad(self, y: Any, t: Any) -> Any:
         xp = self.xp
+        mode = self._log_mode(y)
+        if bool(mode.all()):  # the usual case, LogSoftmax outputs
+            return -t
         prob_grad = -t / xp.maximum(y, _TINY) * (y > _TINY)
-        return xp.where(self._log_mode(y), -t, prob_grad)
+        return xp.where(mode, -t, prob_grad)
 
 
 class BCE(Criterion):

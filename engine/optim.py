@@ -93,6 +93,15 @@ class Optimizer:
 
     def step(self, iteration: int) -> None:
         """Update every parameter from its gradient (``iteration`` counts from 0)."""
+        if self.method == "SGD" and self.l2 is None and self.momentum is None and (
+                self.nesterov is None):
+            lr = self.learning_rate(iteration)  # plain SGD: no temporaries beyond one buffer
+            for (param, grad), state in zip(self.params, self.state, strict=True):
+                buf = _slot(state, "buf", grad)
+                buf[...] = grad
+                buf *= lr
+                param -= buf
+            return
         for (param, grad), state in zip(self.params, self.state, strict=True):
             delta = self._method_delta(param, grad, state, iteration)
             if self.l2 is not None:

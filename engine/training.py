@@ -167,6 +167,8 @@ class Trainer:
         reseed(train_set, seed)
         self.optimizer = Optimizer(trainable_params(net, self.output, config.fixed),
                                    config.options)
+        # zero_grad of every module that has gradients, without the per-module calls
+        self._grads = [g for mod in net.modules.values() for g in mod.grads.values()]
         self.sampler = Sampler(config.sampling, train_set, np.random.default_rng(seed),
                                config.options)
         self.iteration = 0
@@ -197,16 +199,16 @@ class Trainer:
         """One iteration; returns (loss, correct, samples)."""
         net, crit = self.net, self.criterion
         x, t = self.train_set.batch(self.sampler.batch(self.config.batch_size))
-        net.zero_grad()
+        for grad in self._grads:
+            grad.fill(0)
         y = net.forward(net.backend.asarray(x), outputs=self.output)
         t_dev = net.backend.asarray(t)
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss = crit.loss(y, t_dev)
+        loss, grad_out = crit.loss_and_grad(y, t_dev)
         if not math.isfinite(loss):
             return loss, 0, len(x)
         if self._pending is not None:  # the weights of the last checkpoint gave a finite loss
             self._good, self._pending = self._pending, None
-        net.backward({self.output: crit.grad(y, t_dev)})
+        net.backward({self.output: grad_out})
         self.optimizer.step(self.iteration)
         self.iteration += 1
         correct = 0
@@ -222,7 +224,8 @@ class Trainer:
         """Train for ``epochs`` (passes over the training set) or ``iterations``; default
         ``maxIterations`` of the config, else one epoch. Returns a summary dict: iterations,
         epochs, train_loss (mean over the last epoch), train_accuracy, val_accuracy,
-        best_val_accuracy, seconds, samples_per_s, stopped ("done", "stopped" or "nan")."""
+        best_val_accuracy, criterion, seconds, samples_per_s, stopped ("done", "stopped" or
+        "nan")."""
         cfg, per_epoch = self.config, self.iterations_per_epoch
         if epochs is not None and iterations is not None:
             raise DianneError(f"give epochs or iterations, not both. Received: epochs={epochs}, "
@@ -233,83 +236,111 @@ class Trainer:
             total = iterations if iterations is not None else (cfg.max_iterations or per_epoch)
         if total < 1:
             raise DianneError(f"nothing to train: need at least one iteration. Received: {total}")
-        val_every = cfg.validation_interval or (None if epochs is not None else 1000)
+        state = _RunState(val_every=cfg.validation_interval or (
+            None if epochs is not None else 1000), by_epoch=epochs is not None)
         self.net.train()
-        start, spent_eval = time.perf_counter(), 0.0
-        win = [0.0, 0, 0, 0]  # loss sum, correct, samples, iterations since the last report
-        ep = [0.0, 0, 0, 0]   # the same since the epoch started
-        last_epoch = [float("nan"), None]
-        val_acc, stopped, samples, measured = None, "done", 0, None
-        for _ in range(total):
-            if should_stop is not None and should_stop():
-                stopped = "stopped"
-                break
-            loss, correct, n = self._step()
-            if not math.isfinite(loss):
-                stopped = "nan"
-                self.net.set_weights(self._good)
-                break
-            samples += n
-            for acc in (win, ep):
-                acc[0] += loss
-                acc[1] += correct
-                acc[2] += n
-                acc[3] += 1
-            it = self.iteration
-            epoch_end = it % per_epoch == 0
-            if epoch_end:
-                last_epoch = [ep[0] / ep[3], ep[1] / ep[2] if ep[2] else None]
-                ep[:] = [0.0, 0, 0, 0]
-            measured = None
-            if self.validation is not None and (
-                    (val_every and it % val_every == 0) or (epoch_end and epochs is not None)):
-                t0 = time.perf_counter()
-                measured = val_acc = self.validate()
-                self._pending = self.net.get_weights()
-                if val_acc is not None and (self.best_val_accuracy is None
-                                            or val_acc > self.best_val_accuracy):
-                    self.best_val_accuracy = val_acc
-                    if on_snapshot is not None:
-                        on_snapshot(self._tags("best"), self._pending)
-                spent_eval += time.perf_counter() - t0
-            elif epoch_end:
-                self._pending = self.net.get_weights()
-            if cfg.store_interval and it % cfg.store_interval == 0 and on_snapshot is not None:
-                on_snapshot(self._tags(str(it)), self.net.get_weights())
-            if on_progress is not None and (it % cfg.trace_interval == 0 or epoch_end):
-                elapsed = time.perf_counter() - start
-                on_progress({
-                    "iteration": it, "epoch": round(it / per_epoch, 4),
-                    "loss": win[0] / win[3],
-                    "train_accuracy": (win[1] / win[2]
-                                       if win[2] and self.train_set.classification else None),
-                    "val_accuracy": measured,
-                    "samples_per_s": samples / max(elapsed - spent_eval, 1e-9),
-                    "elapsed_s": elapsed,
-                })
-                win[:] = [0.0, 0, 0, 0]
-        if ep[3] and math.isnan(last_epoch[0]):  # no full epoch in this run: the partial one
-            last_epoch = [ep[0] / ep[3], ep[1] / ep[2] if ep[2] else None]
-        rate = samples / max(time.perf_counter() - start - spent_eval, 1e-9)
-        if self.validation is not None and stopped != "nan" and measured is None:
-            val_acc = self.validate()
-            if val_acc is not None and (self.best_val_accuracy is None
-                                        or val_acc > self.best_val_accuracy):
-                self.best_val_accuracy = val_acc
-                if on_snapshot is not None:
-                    on_snapshot(self._tags("best"), self.net.get_weights())
+        with np.errstate(over="ignore", invalid="ignore"):  # a NaN loss is handled in the loop
+            for _ in range(total):
+                if should_stop is not None and should_stop():
+                    state.stopped = "stopped"
+                    break
+                loss, correct, n = self._step()
+                if not math.isfinite(loss):
+                    state.stopped = "nan"
+                    self.net.set_weights(self._good)
+                    break
+                self._after_step(state, loss, correct, n, on_progress, on_snapshot)
+        return self._finish(state, on_snapshot)
+
+    def _after_step(self, st: _RunState, loss: float, correct: int, n: int,
+                    on_progress: Progress | None, on_snapshot: Snapshot | None) -> None:
+        """Bookkeeping after an iteration: statistics, validation, snapshots, progress."""
+        cfg, it = self.config, self.iteration
+        st.samples += n
+        for acc in (st.window, st.epoch):
+            acc[:] = [acc[0] + loss, acc[1] + correct, acc[2] + n, acc[3] + 1]
+        epoch_end = it % self.iterations_per_epoch == 0
+        if epoch_end:
+            st.close_epoch()
+        st.measured = None
+        if self.validation is not None and (
+                (st.val_every and it % st.val_every == 0) or (epoch_end and st.by_epoch)):
+            t0 = time.perf_counter()
+            st.measured = st.val_acc = self.validate()
+            self._pending = self.net.get_weights()
+            self._maybe_best(st.val_acc, self._pending, on_snapshot)
+            st.spent_eval += time.perf_counter() - t0
+        elif epoch_end:
+            self._pending = self.net.get_weights()
+        if cfg.store_interval and it % cfg.store_interval == 0 and on_snapshot is not None:
+            on_snapshot(self._tags(str(it)), self.net.get_weights())
+        if on_progress is not None and (it % cfg.trace_interval == 0 or epoch_end):
+            w, elapsed = st.window, time.perf_counter() - st.start
+            on_progress({
+                "iteration": it, "epoch": round(it / self.iterations_per_epoch, 4),
+                "loss": w[0] / w[3],
+                "train_accuracy": w[1] / w[2] if self.train_set.classification else None,
+                "val_accuracy": st.measured,
+                "samples_per_s": st.rate(),
+                "elapsed_s": elapsed,
+            })
+            st.window[:] = [0.0, 0, 0, 0]
+
+    def _maybe_best(self, accuracy: float | None, weights: dict[str, np.ndarray],
+                    on_snapshot: Snapshot | None) -> None:
+        if accuracy is not None and (self.best_val_accuracy is None
+                                     or accuracy > self.best_val_accuracy):
+            self.best_val_accuracy = accuracy
+            if on_snapshot is not None:
+                on_snapshot(self._tags("best"), weights)
+
+    def _finish(self, st: _RunState, on_snapshot: Snapshot | None) -> dict[str, Any]:
+        if st.epoch[3] and st.last_loss is None:  # no full epoch in this run: the partial one
+            st.close_epoch()
+        rate = st.rate()
+        if self.validation is not None and st.stopped != "nan" and st.measured is None:
+            st.val_acc = self.validate()
+            self._maybe_best(st.val_acc, self.net.get_weights(), on_snapshot)
         if on_snapshot is not None:
             on_snapshot(self._tags(), self.net.get_weights())
-        elapsed = time.perf_counter() - start
+        classes = self.train_set.classification
         return {
             "iterations": self.iteration,
-            "epochs": round(self.iteration / per_epoch, 4),
-            "train_loss": None if math.isnan(last_epoch[0]) else last_epoch[0],
-            "train_accuracy": last_epoch[1] if self.train_set.classification else None,
-            "val_accuracy": val_acc,
+            "epochs": round(self.iteration / self.iterations_per_epoch, 4),
+            "train_loss": st.last_loss,
+            "train_accuracy": st.last_accuracy if classes else None,
+            "val_accuracy": st.val_acc,
             "best_val_accuracy": self.best_val_accuracy,
             "criterion": self.criterion.name,
-            "seconds": elapsed,
+            "seconds": time.perf_counter() - st.start,
             "samples_per_s": rate,
-            "stopped": stopped,
+            "stopped": st.stopped,
         }
+
+
+@dataclass
+class _RunState:
+    """Counters of one :meth:`Trainer.run`: [loss sum, correct, samples, iterations] since the
+    last progress report (``window``) and since the epoch began (``epoch``)."""
+
+    val_every: int | None
+    by_epoch: bool
+    start: float = field(default_factory=time.perf_counter)
+    window: list = field(default_factory=lambda: [0.0, 0, 0, 0])
+    epoch: list = field(default_factory=lambda: [0.0, 0, 0, 0])
+    last_loss: float | None = None
+    last_accuracy: float | None = None
+    val_acc: float | None = None
+    measured: float | None = None
+    stopped: str = "done"
+    samples: int = 0
+    spent_eval: float = 0.0
+
+    def close_epoch(self) -> None:
+        loss, correct, n, its = self.epoch
+        self.last_loss, self.last_accuracy = loss / its, correct / n
+        self.epoch[:] = [0.0, 0, 0, 0]
+
+    def rate(self) -> float:
+        """Training samples per second, validation time excluded."""
+        return self.samples / max(time.perf_counter() - self.start - self.spent_eval, 1e-9)
