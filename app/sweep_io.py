@@ -1,5 +1,6 @@
-"""What the sweep commands (``dianne biglittle``, ``dianne cascade``) share: the evaluation
-dataset with its targets in a network's label order, CSV writing, progress, and tables.
+"""What ``dianne biglittle`` and ``dianne cascade`` share: the evaluation dataset with its
+targets in a network's label order, training one Output with engine.training, CSV writing,
+progress, and tables.
 """
 
 from __future__ import annotations
@@ -84,3 +85,76 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def load_model(args: argparse.Namespace, need_weights: bool = True) -> Any:
+    """``app.commands.load_network``, falling back to a bundled example of that name."""
+    from app.commands import load_network  # noqa: PLC0415
+    from app.examples import examples_dir  # noqa: PLC0415
+    from engine.errors import RepositoryError  # noqa: PLC0415
+
+    try:
+        return load_network(args, need_weights=need_weights)
+    except RepositoryError:
+        folder = examples_dir() / str(args.model)
+        if not (folder / "modules.txt").is_file():
+            raise
+    args.model = str(folder)
+    return load_network(args, need_weights=need_weights)
+
+
+TRAIN_DEFAULTS = {"method": "SGD", "criterion": "AUTO", "learningRate": "0.01", "batchSize": "32",
+                  "momentum": "0.9", "sampling": "PERMUTATION"}
+
+
+def add_training_options(p: argparse.ArgumentParser, epochs: int = 20) -> None:
+    p.add_argument("--epochs", type=float, default=epochs, metavar="N",
+                   help=f"training epochs ({epochs})")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="learner option (method, learningRate, batchSize, momentum, l2, ...; "
+                        "defaults: " + ", ".join(f"{k}={v}" for k, v in TRAIN_DEFAULTS.items())
+                        + ")")
+    p.add_argument("--seed", type=int, default=0, help="initialisation/shuffle seed (0)")
+
+
+def learner_options(args: argparse.Namespace) -> dict[str, str]:
+    from engine.errors import DianneError  # noqa: PLC0415
+
+    options = dict(TRAIN_DEFAULTS)
+    for opt in args.option:
+        key, sep, value = opt.partition("=")
+        if not sep or not key.strip():
+            raise DianneError(f"--option takes KEY=VALUE. Received: {opt!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def train_output(net: Any, dataset: Any, args: argparse.Namespace, what: str,
+                 output: str | None = None, fixed: Sequence[str] = ()) -> dict[str, Any]:
+    """Train ``net``'s ``output`` (all modules it needs but ``fixed``) for ``args.epochs``."""
+    from engine.errors import DianneError  # noqa: PLC0415
+    from engine.training import TrainConfig, Trainer  # noqa: PLC0415
+
+    options = learner_options(args)
+    if fixed:
+        options["fixed"] = ",".join(fixed)
+    trainer = Trainer(net, dataset, TrainConfig.from_options(options), seed=args.seed,
+                      output=output)
+    total = max(1, round(args.epochs * trainer.iterations_per_epoch))
+    update, done = progress_bar(total, getattr(args, "no_progress", False), unit="it")
+    try:
+        result = trainer.run(epochs=args.epochs,
+                             on_progress=lambda p: update(min(p["iteration"], total), total))
+    finally:
+        done()
+    net.eval()
+    if result.get("stopped") == "nan":
+        raise DianneError(f"training {what} stopped: the loss became NaN or infinite. "
+                          f"Received: loss nan (try a smaller -o learningRate=...)")
+    if not getattr(args, "json", False):
+        acc = result.get("train_accuracy")
+        print(f"trained {what}: {len(dataset)} samples, {args.epochs:g} epochs, loss "
+              f"{result.get('train_loss', float('nan')):.4f}"
+              f"{'' if acc is None else f', train accuracy {acc * 100:.2f} %'} "
+              f"({result.get('seconds', 0):.0f} s)", file=sys.stderr)
+    return result

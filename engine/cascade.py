@@ -152,6 +152,21 @@ class Cascade:
         return mod.forward(args if mod.join else args[0])
 
 
+def train_exits(desc: NetworkDescription, exits: Sequence[str],
+                train: Callable[[int, str, list[str]], Any]) -> None:
+    """Train the exits last first: ``train(k, exit id, fixed module ids)`` for each.
+
+    The last exit trains every module it needs; each earlier exit then trains only what no later
+    exit uses (the later exits' modules are ``fixed``), so an early exit never degrades the
+    later ones — the stage-wise recipe of early-exit networks with a shared trunk.
+    """
+    trained: set[str] = set()
+    for k in range(len(exits) - 1, -1, -1):
+        need = ancestors(desc, [exits[k]])
+        train(k, exits[k], sorted(trained & need))
+        trained |= need
+
+
 def exit_outputs(net: Network, exits: Sequence[str], dataset: Dataset, batch_size: int = 100,
                  progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """Every exit's class probabilities on every sample, ``[(N, C)] * exits`` (batched)."""

@@ -98,6 +98,22 @@ def extract(desc: NetworkDescription, keep: set[str], name: str,
     return part
 
 
+def renamed(desc: NetworkDescription, mapping: Mapping[str, str], name: str | None = None
+            ) -> NetworkDescription:
+    """A copy of ``desc`` whose module UUIDs are replaced by ``mapping`` (others kept)."""
+    def new(mid: str) -> str:
+        return mapping.get(mid, mid)
+
+    modules = {new(mid): ModuleDescription(new(mid), md.type, [new(n) for n in md.next],
+                                           [new(p) for p in md.prev], dict(md.properties))
+               for mid, md in desc.modules.items()}
+    out = NetworkDescription(name or desc.name, modules,
+                             dict(desc.properties) if desc.properties is not None else None,
+                             desc.source)
+    out.validate()
+    return out
+
+
 def last_module_type(desc: NetworkDescription, oid: str) -> str | None:
     """The type of the module feeding Output ``oid`` (None when it has no predecessor)."""
     _, pred, _ = link(desc)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import add_agent_options, print_json
-from app.sweep_io import add_dataset_options
+from app.sweep_io import add_dataset_options, add_training_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,15 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the little network: a built-in (mlp: 784-12-K, cnn: ~5k parameters) "
                         "or a network whose Output has K+1 classes (default cnn)")
     add_dataset_options(c)
-    c.add_argument("--epochs", type=int, default=20, metavar="N", help="training epochs (20)")
     c.add_argument("--threshold", type=float, default=0.9, metavar="T",
                    help="confidence threshold stored in the policy (0.9)")
     c.add_argument("--name", metavar="NAME", help="network name (default BIG-biglittle)")
     c.add_argument("--out", metavar="DIR",
                    help="write the network folder here (default: into the repository)")
-    c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="training option (method, learningRate, batchSize, momentum, ...)")
-    c.add_argument("--seed", type=int, default=0, help="initialisation/shuffle seed (0)")
+    c.add_argument("--big-epochs", type=float, default=0, metavar="N",
+                   help="first train BIG itself for N epochs on all its classes (default 0: "
+                        "BIG is trained already)")
+    add_training_options(c)
     _common(c, model=False)
     c.set_defaults(handler=_create)
 
@@ -79,10 +79,10 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
 # ---------------------------------------------------------------------------- loading
 def _load(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     """(description, Parts, weights) of MODEL."""
-    from app.commands import load_network  # noqa: PLC0415
+    from app.sweep_io import load_model  # noqa: PLC0415
     from engine.biglittle import split  # noqa: PLC0415
 
-    net = load_network(args)
+    net = load_model(args)
     return net.description, split(net.description), net.get_weights()
 
 
@@ -283,26 +283,21 @@ def little_network(kind: str, name: str, dims: tuple[int, ...], labels: list[str
 
 
 def _create(args: argparse.Namespace) -> int:
-    from app.commands import load_network  # noqa: PLC0415
-    from app.sweep_io import percent  # noqa: PLC0415
+    from app.sweep_io import load_model, train_output  # noqa: PLC0415
     from engine.biglittle import OTHER, combine  # noqa: PLC0415
     from engine.datasets.spec import open_dataset, parse_labels, parse_range  # noqa: PLC0415
+    from engine.description import write_network  # noqa: PLC0415
     from engine.errors import DianneError  # noqa: PLC0415
     from engine.graph import Network  # noqa: PLC0415
     from engine.repository import Repository  # noqa: PLC0415
+    from engine.subnet import derived_id, renamed  # noqa: PLC0415
     from engine.weights import weight_filename, write_weights  # noqa: PLC0415
 
-    try:
-        from engine.training import TrainConfig, Trainer  # noqa: PLC0415
-    except ImportError:
-        raise DianneError("biglittle create trains the little network with engine.training, "
-                          "which this installation lacks") from None
     args.model = args.big
-    big = load_network(args)
-    big_desc = big.description
-    if len(big.inputs) != 1:
-        raise DianneError(f"{args.big}: the big network needs one Input. Received: "
-                          f"{len(big.inputs)}")
+    big = load_model(args, need_weights=args.big_epochs <= 0)
+    if len(big.inputs) != 1 or len(big.outputs) != 1:
+        raise DianneError(f"{args.big}: the big network needs one Input and one Output. "
+                          f"Received: {len(big.inputs)} and {len(big.outputs)}")
     big_labels = big.labels()
     priority = parse_labels(args.priority)
     missing = [p for p in priority if p not in big_labels]
@@ -312,30 +307,29 @@ def _create(args: argparse.Namespace) -> int:
     dims = big.modules[big.inputs[0]].cfg.get("dims")
     if not dims:
         raise DianneError(f"{args.big}: its Input has no dims property (e.g. 1,28,28)")
-    name = args.name or f"{big_desc.name}-biglittle"
-    data = open_dataset(args.dataset, range_=parse_range(args.range) if args.range else None,
-                        labels=priority, other=True)
+    name = args.name or f"{big.description.name}-biglittle"
+    span = parse_range(args.range) if args.range else None
+    if args.big_epochs > 0:
+        epochs, args.epochs = args.epochs, args.big_epochs
+        train_output(big, open_dataset(args.dataset, range_=span), args, f"big {args.big}")
+        args.epochs = epochs
+    data = open_dataset(args.dataset, range_=span, labels=priority, other=True)
     little_desc, little_weights = little_network(args.little, name, tuple(dims),
                                                  priority + [OTHER], args.repository)
     little = Network(little_desc, backend=args.backend, seed=args.seed)
     if little_weights:
         little.set_weights(little_weights, source=args.little)
-    options = {"method": "SGD", "criterion": "NLL", "learningRate": "0.01", "batchSize": "32",
-               "momentum": "0.9"}
-    for opt in args.option:
-        key, sep, value = opt.partition("=")
-        if not sep or not key.strip():
-            raise DianneError(f"--option takes KEY=VALUE. Received: {opt!r}")
-        options[key.strip()] = value.strip()
-    result: dict = {}
-    if args.epochs > 0:
-        trainer = Trainer(little, data, TrainConfig.from_options(options), seed=args.seed)
-        result = trainer.run(epochs=args.epochs, on_progress=None if args.json else _report)
-    desc = combine(name, little_desc, big_desc, priority, args.threshold)
-    weights = {**big.get_weights(), **little.get_weights()}
+    result = train_output(little, data, args, f"little ({args.little})") if args.epochs else {}
+    # The Big-Little network gets module UUIDs of its own: weights are found by UUID across a
+    # whole repository, so sharing BIG's would mix the two networks' trained weights.
+    ids = {m: derived_id(name, which, m) for which, d in (("big", big.description),
+                                                         ("little", little_desc))
+           for m in d.modules}
+    weights = {ids[m]: w for net in (big, little) for m, w in net.get_weights().items()}
+    desc = combine(name, renamed(little_desc, ids, f"{name}-little"),
+                   renamed(big.description, ids, big.description.name), priority,
+                   args.threshold)
     if args.out:
-        from engine.description import write_network  # noqa: PLC0415
-
         folder = Path(args.out)
         write_network(desc, folder)
         for mid, flat in weights.items():
@@ -348,21 +342,11 @@ def _create(args: argparse.Namespace) -> int:
     summary = {"name": name, "folder": str(folder), "little_params": little.parameter_count(),
                "big_params": big.parameter_count(), "priority": priority,
                "threshold": args.threshold, "train_samples": len(data),
-               "train_accuracy": result.get("train_accuracy"), "loss": result.get("loss")}
+               "train_accuracy": result.get("train_accuracy")}
     if args.json:
         print_json(summary)
     else:
-        acc = summary["train_accuracy"]
-        print(f"{name}: little network {little.parameter_count()} parameters (classes "
-              f"{', '.join(priority + [OTHER])}), trained on {len(data)} samples"
-              f"{'' if acc is None else f', train accuracy {percent(acc)} %'}; big network "
-              f"{big.parameter_count()} parameters; written to {folder}")
+        print(f"{name}: little network {summary['little_params']} parameters (classes "
+              f"{', '.join(priority + [OTHER])}), big network {summary['big_params']} "
+              f"parameters, threshold {args.threshold:g}; written to {folder}")
     return 0
-
-
-def _report(p: dict) -> None:
-    import sys  # noqa: PLC0415
-
-    acc = p.get("train_accuracy")
-    print(f"  epoch {p.get('epoch')}  iteration {p.get('iteration')}  loss {p.get('loss'):.4f}"
-          f"{'' if acc is None else f'  train accuracy {acc * 100:.2f} %'}", file=sys.stderr)

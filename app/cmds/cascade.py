@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from app.cli import print_json
-from app.sweep_io import add_dataset_options
+from app.sweep_io import add_dataset_options, add_training_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--input", metavar="FILE", help=".png, .jpg or .npy file")
     r.add_argument("--thresholds", metavar="T1,T2", help="override the stored thresholds")
     r.set_defaults(handler=_run)
+    t = actions.add_parser("train", help="train the exits: the last one first, then each "
+                                         "earlier exit on what the later ones use, kept fixed")
+    _common(t)
+    add_dataset_options(t)
+    add_training_options(t)
+    t.add_argument("--out", metavar="DIR", help="write the network and its weights here "
+                                                "(default: the weights go into MODEL's folder)")
+    t.set_defaults(handler=_train)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -56,11 +64,11 @@ def _settings(text: str) -> list[tuple[float, ...]]:
                           f"settings, e.g. 0.9,0.95;0.99,0.99. Received: {text!r}") from None
 
 
-def _load(args: argparse.Namespace) -> tuple:
-    from app.commands import load_network  # noqa: PLC0415
+def _load(args: argparse.Namespace, need_weights: bool = True) -> tuple:
+    from app.sweep_io import load_model  # noqa: PLC0415
     from engine.cascade import Cascade  # noqa: PLC0415
 
-    net = load_network(args).eval()
+    net = load_model(args, need_weights).eval()
     return net, Cascade(net)
 
 
@@ -196,4 +204,39 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{net.description.name}: {len(dataset)} samples, accuracy "
               f"{percent(result['accuracy'])} %, {result['macs_mean']:.0f} multiply-adds per "
               f"sample; samples per exit {stops.tolist()}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from app.examples import examples_dir  # noqa: PLC0415
+    from app.sweep_io import percent, train_output  # noqa: PLC0415
+    from engine.cascade import exit_outputs, train_exits  # noqa: PLC0415
+    from engine.datasets.spec import open_dataset, parse_range  # noqa: PLC0415
+    from engine.description import write_network  # noqa: PLC0415
+    from engine.errors import DianneError  # noqa: PLC0415
+    from engine.weights import weight_filename, write_weights  # noqa: PLC0415
+
+    net, cascade = _load(args, need_weights=False)
+    desc = net.description
+    folder = Path(args.out) if args.out else Path(desc.source or "").parent
+    if not args.out and (not desc.source or examples_dir() in folder.resolve().parents):
+        raise DianneError(f"{args.model}: give --out DIR (the network is not a folder of yours)")
+    data = open_dataset(args.dataset, range_=parse_range(args.range) if args.range else None)
+    exits = cascade.policy.exits
+    train_exits(desc, exits, lambda k, oid, fixed: train_output(
+        net, data, args, f"exit {k + 1} ({net.modules[oid].name})", output=oid, fixed=fixed))
+    if args.out:
+        write_network(desc, folder)
+    for mid, flat in net.get_weights().items():
+        write_weights(folder / weight_filename(mid, args.tag), flat)
+    probs = exit_outputs(net, exits, data)
+    targets = data.target_indices(range(len(data)))
+    accs = [float((p.argmax(1) == targets).mean()) for p in probs]
+    if args.json:
+        print_json({"folder": str(folder), "train_accuracy": accs})
+    else:
+        print(f"{desc.name}: trained {len(exits)} exits; accuracy on the training samples "
+              f"{', '.join(percent(a) + ' %' for a in accs)}; weights in {folder}")
     return 0

@@ -116,3 +116,51 @@ def test_cascade_sweep_and_run(tmp_path, capsys):
     assert main(["cascade", "sweep", str(model), "--dataset", "mnist", "--thresholds",
                  "0.5"]) == 1
     assert "each setting needs 2 thresholds" in capsys.readouterr().err
+
+
+def test_create_trains_the_little_network_and_keeps_the_big_one(tmp_path, capsys):
+    big_desc = sequential("tinybig", [("Linear", {"input": 784, "output": 10}),
+                                      ("LogSoftmax", {})], input_dims=(1, 28, 28), labels=DIGITS)
+    big = save(big_desc, tmp_path / "tinybig", seed=8)
+    out = tmp_path / "made"
+    res = run_json(capsys, ["biglittle", "create", str(big), "--priority", "0,1,2", "--little",
+                            "mlp", "--dataset", "mnist", "--range", "0,600", "--epochs", "3",
+                            "--threshold", "0.8", "--out", str(out), "--json", "--no-progress",
+                            "-o", "learningRate=0.05"])
+    assert res["little_params"] == 784 * 12 + 12 + 12 * 4 + 4 and res["train_samples"] == 600
+    assert res["train_accuracy"] > 0.8  # "other" alone is ~70 %: it learnt something
+    from engine.biglittle import Policy, split
+    from engine.description import read_network
+    from engine.repository import resolve_model
+
+    source = resolve_model(str(out))
+    policy = Policy.from_description(source.description)
+    assert policy.threshold == 0.8 and policy.priority == ["0", "1", "2"]
+    # own UUIDs (weights are found by UUID repository-wide), same big weights
+    assert not set(source.description.modules) & set(big_desc.modules)
+    weights = source.load_weights()
+    parts = split(source.description)
+    x = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
+    from engine.biglittle import LocalRunner
+
+    got = LocalRunner(parts, weights).big(x)
+    tiny = Network(read_network(big), seed=8)
+    np.testing.assert_allclose(got, tiny.forward(x), rtol=1e-5, atol=1e-6)
+    assert main(["biglittle", "create", str(big), "--priority", "0,11", "--dataset", "mnist",
+                 "--out", str(tmp_path / "bad")]) == 1
+    assert "['11'] are not labels" in capsys.readouterr().err
+
+
+def test_cascade_train_writes_trained_exits(tmp_path, capsys):
+    desc, ids = cascade_network()
+    model = tmp_path / "casc"
+    write_network(desc, model)
+    res = run_json(capsys, ["cascade", "train", str(model), "--dataset", "mnist", "--range",
+                            "0,300", "--epochs", "1", "--json", "--no-progress", "-o",
+                            "learningRate=0.05"])
+    assert res["folder"] == str(model)
+    assert len(res["train_accuracy"]) == 3 and min(res["train_accuracy"]) > 0.3  # chance: 0.1
+    rows = run_json(capsys, ["cascade", "sweep", str(model), "--dataset", "mnist", "--range",
+                             "0,300", "--thresholds", "1,1", "--json", "--no-progress", "--csv",
+                             str(tmp_path / "c.csv"), "--png", str(tmp_path / "c.png")])
+    assert rows[0]["full_accuracy"] == pytest.approx(res["train_accuracy"][2], abs=1e-9)

@@ -15,6 +15,7 @@ from engine.cascade import (
     exit_outputs,
     sweep,
     threshold_grid,
+    train_exits,
 )
 from engine.datasets.base import Dataset
 from engine.description import dumps_network, parse_network
@@ -163,3 +164,29 @@ def test_best_row_keeps_within_the_loss():
     assert best_row(rows)["macs_mean"] == 20
     assert best_row(rows, max_loss=0.0)["macs_mean"] == 30
     assert best_row(rows[:1]) is None
+
+
+def test_train_exits_trains_the_last_exit_first_and_keeps_it_fixed():
+    from engine.datasets.spec import open_dataset
+    from engine.training import TrainConfig, Trainer
+
+    desc, ids = cascade_network()
+    net = Network(desc, seed=0)
+    data = open_dataset("mnist", range_=(0, 200))
+    options = {"method": "SGD", "criterion": "AUTO", "learningRate": "0.05", "batchSize": "50"}
+    stages = []
+
+    def train(k, oid, fixed):
+        before = net.get_weights()
+        config = TrainConfig.from_options({**options, "fixed": ",".join(fixed)})
+        Trainer(net, data, config, seed=0, output=oid).run(epochs=1)
+        after = net.get_weights()
+        changed = {m for m in before if not np.array_equal(before[m], after[m])}
+        stages.append((k, sorted(fixed), changed))
+
+    train_exits(desc, CascadePolicy.from_description(desc).exits, train)
+    assert [s[0] for s in stages] == [2, 1, 0]
+    assert stages[0][1] == [] and stages[0][2] == {ids["trunk"], ids["e3"]}
+    shared = {ids[m] for m in ("in", "dup", "trunk", "relu", "dup2")}
+    assert stages[1][1] == sorted(shared) and stages[1][2] == {ids["e2"]}
+    assert stages[2][1] == sorted({ids["in"], ids["dup"]}) and stages[2][2] == {ids["e1"]}
