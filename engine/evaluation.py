@@ -12,6 +12,10 @@ Rank of the true class ``t`` in an output ``y``: the number of classes with ``y[
 plus the number with ``y[c] == y[t]`` and ``c < t`` — the position of ``t`` in a *stable*
 descending sort. So a tie is won by the lower class index, exactly as argmax picks, and top-1
 always equals accuracy. NaN outputs are ranked as -inf (a NaN never wins).
+
+For a network, :func:`evaluate_network` runs an Output in evaluation mode, :func:`per_class`
+adds precision / recall / F1 per class, and :func:`evaluate_loss` gives the original's
+CriterionEvaluationStrategy metric (the mean loss of a criterion).
 """
 
 from __future__ import annotations
@@ -190,3 +194,58 @@ def evaluate(
         labels=list(dataset.labels),
         topn={n: tally.hits[n] / total for n in ns},
     )
+
+
+def per_class(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> dict[str, dict]:
+    """Precision, recall and F1 of every class from a confusion matrix [target][predicted]
+    (the original's per-class helpers); a class never predicted / never present gets 0."""
+    m = np.asarray(confusion, dtype=np.int64)
+    tp = np.diag(m)
+    predicted, actual = m.sum(axis=0), m.sum(axis=1)
+    out = {}
+    for k, label in enumerate(labels):
+        p = tp[k] / predicted[k] if predicted[k] else 0.0
+        r = tp[k] / actual[k] if actual[k] else 0.0
+        out[str(label)] = {"precision": float(p), "recall": float(r),
+                           "f1": float(2 * p * r / (p + r)) if p + r else 0.0,
+                           "support": int(actual[k])}
+    return out
+
+
+def evaluate_network(net: Any, dataset: Dataset, output: str | None = None,
+                     batch_size: int = 256, top_n: Sequence[int] = (1, 3),
+                     progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """:func:`evaluate` of an ``engine.graph.Network`` Output (the only one when None) in
+    evaluation mode (Dropout off, BatchNormalization on running statistics); the network's
+    training mode is restored afterwards."""
+    oid = net._resolve(output, "Output") if output else net.single_output()
+    modes = {mid: mod.training for mid, mod in net.modules.items()}
+    net.eval()
+    try:
+        return evaluate(lambda x: net.backend.to_host(net.forward(x, outputs=oid)), dataset,
+                        batch_size=batch_size, progress=progress, top_n=top_n)
+    finally:
+        for mid, mod in net.modules.items():
+            mod.train(modes[mid])
+
+
+def evaluate_loss(net: Any, dataset: Dataset, criterion: Any, output: str | None = None,
+                  batch_size: int = 256) -> float:
+    """The original's CriterionEvaluationStrategy metric: the mean per-sample loss of
+    ``criterion`` (an ``engine.losses.Criterion``) over ``dataset``, in evaluation mode."""
+    oid = net._resolve(output, "Output") if output else net.single_output()
+    if len(dataset) == 0:
+        raise DianneError(f"Nothing to evaluate: dataset {dataset.name!r} has no samples. "
+                          f"Received: 0 samples")
+    modes = {mid: mod.training for mid, mod in net.modules.items()}
+    net.eval()
+    total = 0.0
+    try:
+        for lo in range(0, len(dataset), batch_size):
+            x, t = dataset.batch(range(lo, min(lo + batch_size, len(dataset))))
+            y = net.forward(net.backend.asarray(x), outputs=oid)
+            total += float(criterion.losses(y, net.backend.asarray(t)).sum())
+    finally:
+        for mid, mod in net.modules.items():
+            mod.train(modes[mid])
+    return total / len(dataset)

@@ -18,7 +18,7 @@ handed to ``on_snapshot(tags, weights)``: every ``storeInterval`` iterations wit
 ``[tag]`` (the final weights, also after a stop). A NaN/inf loss stops the run (as the
 original) and puts back the last good weights: those of the start, the last epoch end or the
 last validation whose next loss was finite. Only modules the trained Output depends on (minus
-``fixed``) are updated.
+``fixed``) are updated, and ``clean`` re-initialises only those.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from engine.datasets.base import Dataset
 from engine.datasets.chain import reseed
 from engine.datasets.sampling import KINDS, Sampler
 from engine.errors import DianneError
-from engine.evaluation import evaluate
+from engine.evaluation import evaluate_network
 from engine.graph import Network
 from engine.losses import criterion_name, make_criterion
 from engine.optim import METHODS, Optimizer
@@ -131,14 +131,20 @@ def auto_criterion(net: Network, output: str, classification: bool = True) -> st
     return "CE" if classification else "MSE"
 
 
-def trainable_params(net: Network, output: str, fixed: tuple[str, ...] = ()) -> list[tuple]:
-    """``(param, grad)`` pairs of the modules ``output`` depends on, except ``fixed`` ones."""
+def upstream(net: Network, output: str) -> set[str]:
+    """The ids of ``output`` and every module it depends on."""
     needed, stack = set(), [output]
     while stack:
         m = stack.pop()
         if m not in needed:
             needed.add(m)
             stack.extend(net.pred[m])
+    return needed
+
+
+def trainable_params(net: Network, output: str, fixed: tuple[str, ...] = ()) -> list[tuple]:
+    """``(param, grad)`` pairs of the modules ``output`` depends on, except ``fixed`` ones."""
+    needed = upstream(net, output)
     return [(mod.params[name], grad) for mid, mod in net.modules.items()
             if mid in needed and mid.lower() not in fixed for name, grad in mod.grads.items()]
 
@@ -160,8 +166,11 @@ class Trainer:
         if name == "AUTO":
             name = auto_criterion(net, self.output, train_set.classification)
         self.criterion = make_criterion(name, config.batch_average, net.xp)
-        if config.clean:
-            net.reset(seed)
+        if config.clean:  # only what this Output depends on: another branch keeps its weights
+            rng, needed = np.random.default_rng(seed), upstream(net, self.output)
+            for mid, mod in net.modules.items():
+                if mid in needed:
+                    mod.reset(rng)
         for k, mod in enumerate(net.modules.values()):
             mod.rng = np.random.default_rng([seed, k])  # Dropout & co.: repeatable too
         reseed(train_set, seed)
@@ -183,14 +192,8 @@ class Trainer:
         """Accuracy on the validation set (None without one, or without classes)."""
         if self.validation is None or not self.validation.classification:
             return None
-        net, oid = self.net, self.output
-        net.eval()
-        try:
-            result = evaluate(lambda x: net.backend.to_host(net.forward(x, outputs=oid)),
-                              self.validation, batch_size=max(256, self.config.batch_size))
-        finally:
-            net.train()
-        return result.accuracy
+        return evaluate_network(self.net, self.validation, self.output,
+                                batch_size=max(256, self.config.batch_size)).accuracy
 
     def _tags(self, *extra: str) -> list[str]:
         return [t for t in (self.config.tag, *extra) if t]
