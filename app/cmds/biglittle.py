@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", metavar="DIR",
                    help="write the network folder here (default: into the repository)")
     c.add_argument("--big-epochs", type=float, default=0, metavar="N",
-                   help="first train BIG itself for N epochs on all its classes (default 0: "
-                        "BIG is trained already)")
+                   help="first train BIG from scratch (seeded) for N epochs on all its classes "
+                        "(default 0: BIG is trained already)")
     add_training_options(c)
     _common(c, model=False)
     c.set_defaults(handler=_create)
@@ -311,6 +311,7 @@ def _create(args: argparse.Namespace) -> int:
     span = parse_range(args.range) if args.range else None
     if args.big_epochs > 0:
         epochs, args.epochs = args.epochs, args.big_epochs
+        big.reset(args.seed)
         train_output(big, open_dataset(args.dataset, range_=span), args, f"big {args.big}")
         args.epochs = epochs
     data = open_dataset(args.dataset, range_=span, labels=priority, other=True)

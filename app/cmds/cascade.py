@@ -130,12 +130,15 @@ def _sweep(args: argparse.Namespace) -> int:
     png_path = Path(args.png or f"{name}-cascade.png")
     write_csv(csv_path, rows, ROW_KEYS)
     best = front(rows)
-    line_chart(png_path, f"Early exit {name}: {len(dataset)} samples of {args.dataset}",
-               [r["macs_mean"] / full_macs * 100 for r in best],
-               [Series("accuracy (best settings)", [r["accuracy"] for r in best]),
-                Series("full network", [rows[0]["full_accuracy"]] * len(best), dashed=True,
+    xs = [r["macs_mean"] / full_macs * 100 for r in best] + [100.0]
+    accs = [r["accuracy"] for r in best] + [rows[0]["full_accuracy"]]
+    line_chart(png_path, f"Early exit {name}: {len(dataset)} samples of {args.dataset} (the "
+               f"best threshold settings; 100 % = the full network alone)", xs,
+               [Series("accuracy", accs),
+                Series("full network", [rows[0]["full_accuracy"]] * len(xs), dashed=True,
                        points=False)],
-               "mean multiply-adds per sample, % of the full network", "accuracy")
+               "mean multiply-adds per sample, % of the full network", "accuracy",
+               left_range=(min(accs) - 0.005, max(accs) + 0.005))
     pick = best_row(rows)
     if args.json:
         print_json(rows)
