@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -285,3 +286,28 @@ def unregister_composites() -> None:
     for name, cls in list(REGISTRY.items()):
         if issubclass(cls, CompositeModule):
             unregister(name)
+
+
+def load_parts(net: Any, repository: Any, loaded: Iterable[str] = ()) -> list[str]:
+    """The original's fallback for a composite without its own weight file: each sub-module's
+    vector is read by its own UUID, first tagged with the composite's UUID, then untagged
+    (ensembles of trained networks). ``net`` is a :class:`engine.graph.Network`, ``loaded`` the
+    module ids that already got a file; returns the composites filled (wholly or in part)."""
+    done = set(loaded)
+    filled = []
+    for mid, mod in net.modules.items():
+        if not isinstance(mod, CompositeModule) or mid in done:
+            continue
+        hit = False
+        for part in mod.parts:
+            sub = mod.net.modules[part]
+            size = sub.parameter_size()
+            flat = (repository.read_module_weights(part, (mid,), size)
+                    if repository.find_weights(part, (mid,)) is not None
+                    else repository.read_module_weights(part, (), size))
+            if flat is not None:
+                sub.set_flat(flat)
+                hit = True
+        if hit:
+            filled.append(mid)
+    return filled

@@ -246,3 +246,29 @@ def test_unknown_type_still_lists_the_known_ones():
     from engine.errors import ModuleError
     with pytest.raises(ModuleError, match="unknown module type"):
         create_module("NoSuchComposite")
+
+
+def test_repository_network_as_module_and_parts_fallback(tmp_path):
+    """A repository network used as a module type; with no composite weight file, its parts'
+    own files (tagged with the composite's UUID first, then untagged) are loaded."""
+    from engine.description import write_network
+    from engine.repository import Repository
+
+    b = NetworkBuilder("TinyNet")
+    lin = b.add("Linear", input=3, output=2)
+    b.chain(b.add("Input"), lin, b.add("Sigmoid"), b.add("Output"))
+    write_network(b.build(), tmp_path / "TinyNet")
+    composite.add_repository(tmp_path)
+    repo = Repository(tmp_path)
+    outer = NetworkBuilder("outer")
+    cid = outer.add("TinyNet")
+    outer.chain(outer.add("Input", dims="3"), cid, outer.add("Output"))
+    net = Network(outer.build(), backend="numpy")
+    tagged = np.arange(8, dtype=np.float32) / 10
+    repo.store_weights(lin, -tagged)
+    assert composite.load_parts(net, repo) == [cid]
+    np.testing.assert_array_equal(net.get_weights()[cid], -tagged)
+    repo.store_weights(lin, tagged, tags=(cid,))
+    composite.load_parts(net, repo)
+    np.testing.assert_array_equal(net.get_weights()[cid], tagged)
+    assert composite.load_parts(net, repo, loaded=[cid]) == []
