@@ -217,8 +217,9 @@ class Deployment:
             aid = self.placement[mid]
             msg = by_agent.setdefault(aid, P.Message("forward", {
                 "deployment": self.id, "sample": sample, "outputs": list(outputs),
-                "feeds": {}}))
+                "feeds": {}}, id=sample))
             msg.content["feeds"][mid] = msg.add(arr)
+        self.session.samples.add(sample)
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
         self._last = outputs
@@ -276,10 +277,11 @@ class Deployment:
         for oid in self._last:
             aid = self.placement[oid]
             msg = by_agent.setdefault(aid, P.Message("backward", {
-                "deployment": self.id, "sample": sample, "grads": {}}))
+                "deployment": self.id, "sample": sample, "grads": {}}, id=sample))
             g = given.get(oid)
             msg.content["grads"][oid] = None if g is None else msg.add(
                 np.ascontiguousarray(g, dtype=np.float32))
+        self.session.samples.add(sample)
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
         needed = self._needed(self._last)

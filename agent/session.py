@@ -68,6 +68,7 @@ class Session:
         self.replies: dict[str, P.Message] = {}
         self.results: dict[str, list[P.Message]] = {}
         self.errors: dict[str, P.Message] = {}
+        self.samples: set[str] = set()  # sample ids being waited for
         self.on_event: Callable[[Conn, str, P.Message], None] | None = None
         self.events: list[tuple[Conn, str, P.Message]] = []
 
@@ -156,6 +157,7 @@ class Session:
         """Receive until ``done()``; raise if a watched agent goes silent or on ``timeout``."""
         watch = list(watch)
         end = None if timeout is None else time.monotonic() + timeout
+        self.pump(0)  # heartbeats queued while the session sat idle count before judging
         while not done():
             now = time.monotonic()
             for conn in watch:
@@ -198,14 +200,16 @@ class Session:
         sample = msg.content.get("sample")
         if msg.type == "result" and isinstance(sample, str):
             self.results.setdefault(sample, []).append(msg)
-        elif msg.type == "error" and isinstance(sample, str):
-            self.errors.setdefault(sample, msg)
+        elif msg.type == "error" and (isinstance(sample, str) or msg.parent in self.samples):
+            # forward/backward messages carry their sample as message id
+            self.errors.setdefault(sample if isinstance(sample, str) else msg.parent, msg)
         elif msg.parent is not None:
             self.replies[msg.parent] = msg
         else:
             log.debug("unsolicited %s from %s", msg.type, conn.label if conn else "?")
 
     def raise_sample_error(self, sample: str) -> None:
+        self.samples.discard(sample)
         err = self.errors.pop(sample, None)
         if err is not None:
             self.results.pop(sample, None)
