@@ -99,7 +99,17 @@ def export_network(g: GraphBuilder, net: Any, feeds: Mapping[str, str],
     tensors: dict[str, Any] = {}
     shapes: dict[str, Any] = {}
     results: dict[str, tuple[str, Shape]] = {}
+    needed: set[str] = set()  # what the Outputs depend on (orphans, as in Residual_b, are not)
+    stack = list(net.outputs)
+    while stack:
+        m = stack.pop()
+        if m not in needed:
+            needed.add(m)
+            stack.extend(net.pred[m])
+            stack.extend(getattr(net, "delayed", {}).get(m, ()))
     for mid in net.order:
+        if mid not in needed:
+            continue
         mod = net.modules[mid]
         if getattr(mod, "recurrent", False):
             raise mod.fail("cannot be exported to ONNX: a Memory keeps state between runs, "

@@ -272,3 +272,35 @@ def test_repository_network_as_module_and_parts_fallback(tmp_path):
     composite.load_parts(net, repo)
     np.testing.assert_array_equal(net.get_weights()[cid], tagged)
     assert composite.load_parts(net, repo, loaded=[cid]) == []
+
+
+def test_nested_composite_runs_infers_and_exports(tmp_path):
+    """A user composite made of two bundled ones: forward, shapes and ONNX export."""
+    import onnxruntime as ort
+
+    from engine.description import write_network
+    from engine.onnx import to_onnx
+
+    folder = tmp_path / "TwoBlocks"
+    folder.mkdir()
+    (folder / "composite.txt").write_text("Planes,planes,java.lang.Integer\n")
+    b = NetworkBuilder("TwoBlocks")
+    b.chain(b.add("Input"), b.add("Residual", noInputPlanes="${planes}",
+                                  noOutputPlanes="${planes}"),
+            b.add("Residual_b", noInputPlanes="${planes}", noFilters="1",
+                  noOutputPlanes="2*${planes}"), b.add("Output"))
+    write_network(b.build(), folder)
+    composite.add_composite_path(tmp_path)
+    outer = NetworkBuilder("outer")
+    outer.chain(outer.add("Input", dims="2,4,4"), outer.add("TwoBlocks", planes=2),
+                outer.add("Output"))
+    desc = outer.build()
+    assert not infer_shapes(desc).errors
+    net = Network(desc, backend="numpy", seed=3)
+    x = np.random.default_rng(0).standard_normal((2, 4, 4)).astype(np.float32)
+    want = net.forward(x)
+    assert want.shape == (4, 4, 4)
+    sess = ort.InferenceSession(to_onnx(net).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x[None]})[0][0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
