@@ -8,9 +8,11 @@ with ``--json``) and returns the exit status; bad input surfaces as a ``DianneEr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,34 @@ def input_shape(net: Network) -> tuple[int, ...] | None:
     return None
 
 
+@contextlib.contextmanager
+def executor(args: argparse.Namespace, net: Network, oid: str
+             ) -> Iterator[tuple[Callable[[np.ndarray], np.ndarray], str]]:
+    """(forward function, where it runs): the local engine, or the agents of ``--placement
+    FILE`` / ``--on AGENT`` (deployed here, undeployed when done)."""
+    placement, on = getattr(args, "placement", None), getattr(args, "on", None)
+    if not placement and not on:
+        if getattr(args, "agent", None) or getattr(args, "interface", None):
+            raise DianneError("--agent/--interface choose where agents are found; add "
+                              "--placement FILE or --on AGENT to run there")
+        yield (lambda x: net.backend.to_host(net.forward(x, outputs=oid)),
+               f"backend {net.backend.name}")
+        return
+    if placement and on:
+        raise DianneError(f"give --placement or --on, not both. Received: --placement "
+                          f"{placement} --on {on}")
+    from app.cmds.agents import deploy_model, deployment_label, read_placement  # noqa: PLC0415
+
+    dep = deploy_model(args, net.description, net.get_weights(),
+                       read_placement(placement) if placement else None, on=on)
+    try:
+        yield (lambda x: dep.forward(x, outputs=oid)), deployment_label(dep)
+    finally:
+        with contextlib.suppress(DianneError):  # an agent that is gone keeps nothing
+            dep.undeploy()
+        dep.session.close()
+
+
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.datasets.spec import open_dataset, parse_labels, parse_range  # noqa: PLC0415
@@ -99,15 +129,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     net.eval()
     bar = _progress(len(dataset), disable=args.no_progress)
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        return net.backend.to_host(net.forward(x, outputs=oid))
-
     def progress(done: int, total: int) -> None:
         if bar is not None:
             bar.n = done
             bar.refresh() if done == total or done % 200 == 0 else None
 
-    result = evaluate(forward, dataset, batch_size=args.batch_size, progress=progress)
+    with executor(args, net, oid) as (forward, where):
+        result = evaluate(forward, dataset, batch_size=args.batch_size, progress=progress)
     if bar is not None:
         bar.close()
     if args.json:
@@ -117,7 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"dataset   {args.dataset}  {result.samples} samples")
     print(f"accuracy  {result.accuracy * 100:.2f} %")
     print(f"top-3     {result.top3 * 100:.2f} %")
-    print(f"forward   {result.forward_ms:.4f} ms per sample (backend {net.backend.name})")
+    print(f"forward   {result.forward_ms:.4f} ms per sample ({where})")
     print("confusion matrix [target][predicted]:")
     print(format_confusion(result.confusion, list(dataset.labels)))
     return 0
@@ -212,9 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     declared = bool(net.modules[net.inputs[0]].cfg.get("dims"))
     x = load_input(args.input, input_shape(net), exact=declared)
     net.eval()
-    start = time.perf_counter()
-    out = net.backend.to_host(net.forward(x, outputs=oid))
-    forward_ms = (time.perf_counter() - start) * 1000.0
+    with executor(args, net, oid) as (forward, _):
+        start = time.perf_counter()
+        out = forward(x)
+        forward_ms = (time.perf_counter() - start) * 1000.0
     labels = net.labels(oid)
     flat = np.asarray(out, dtype=np.float64).ravel()
     if not labels:

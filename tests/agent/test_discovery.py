@@ -3,20 +3,25 @@ when one is gone."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 from agent.client import discover
 from agent.discovery import Browser
+from app.cli import main
 
 
-def test_discover_and_gone_within_two_seconds(spawn) -> None:
+def test_discover_and_gone_within_two_seconds(spawn, capsys) -> None:
     a, b = spawn(["disc-a", "disc-b"], discovery=True)
     found = discover(interface="127.0.0.1", timeout=8.0, expect=2)
     mine = {i.name: i for i in found if i.id in (a.id, b.id)}
     assert set(mine) == {"disc-a", "disc-b"}
     assert mine["disc-a"].address == a.address and mine["disc-a"].events == a.events
     assert "numpy" in mine["disc-b"].backends and mine["disc-b"].cores >= 1
+    assert main(["agents", "--interface", "127.0.0.1", "--json", "--timeout", "4"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[a.id]["name"] == "disc-a" and rows[b.id]["address"] == b.address
 
     gone = threading.Event()
     seen = threading.Event()
