@@ -112,7 +112,7 @@ def _runner(args: argparse.Namespace, parts: Any, weights: dict, emulate: bool) 
 
 # ---------------------------------------------------------------------------- sweep
 def _sweep(args: argparse.Namespace) -> int:
-    from app.charts import Series, line_chart  # noqa: PLC0415
+    from app.charts import Panel, Series, line_chart  # noqa: PLC0415
     from app.sweep_io import (  # noqa: PLC0415
         open_eval_dataset,
         percent,
@@ -146,17 +146,19 @@ def _sweep(args: argparse.Namespace) -> int:
     where = "agents" if (args.agent or args.device) else "in process"
     line_chart(png_path, f"Big-Little {desc.name}: {len(dataset)} samples of {args.dataset}, "
                f"link {args.link or 'none'} ({where})", list(range(len(rows))), [
-                   Series("forwarded", [r["forwarded"] for r in rows]),
-                   Series("accuracy", [r["accuracy"] for r in rows]),
-                   Series("priority recall", [r["priority_recall"] for r in rows]),
-                   Series("priority precision", [r["priority_precision"] for r in rows]),
-                   Series("latency mean", [r["latency_ms_mean"] for r in rows], right=True),
-                   Series("always big", [r["always_big_latency_ms_mean"] for r in rows],
-                          right=True, dashed=True, points=False),
-                   Series("big alone accuracy", [r["big_accuracy"] for r in rows],
-                          dashed=True, points=False)],
-               "threshold", "fraction", "latency (ms)",
-               x_labels=[f"{r['threshold']:g}" for r in rows], left_range=(0.0, 1.02))
+                   Panel([Series("accuracy", [r["accuracy"] for r in rows]),
+                          Series("priority recall", [r["priority_recall"] for r in rows]),
+                          Series("priority precision", [r["priority_precision"] for r in rows]),
+                          Series("big network alone", [r["big_accuracy"] for r in rows],
+                                 dashed=True, points=False)], "accuracy", zero=False),
+                   Panel([Series("forwarded", [r["forwarded"] for r in rows]),
+                          Series("latency mean", [r["latency_ms_mean"] for r in rows],
+                                 right=True),
+                          Series("latency p99", [r["latency_ms_p99"] for r in rows], right=True),
+                          Series("always big", [r["always_big_latency_ms_mean"] for r in rows],
+                                 right=True, dashed=True, points=False)],
+                         "fraction forwarded", "latency (ms)", left_range=(0.0, 1.0))],
+               "threshold", x_labels=[f"{r['threshold']:g}" for r in rows])
     if args.json:
         print_json(rows)
         return 0
@@ -330,6 +332,11 @@ def _create(args: argparse.Namespace) -> int:
     desc = combine(name, renamed(little_desc, ids, f"{name}-little"),
                    renamed(big.description, ids, big.description.name), priority,
                    args.threshold)
+    desc.properties["description"] = (
+        f"Big-Little: little {args.little} network ({little.parameter_count()} parameters, "
+        f"classes {', '.join(priority + [OTHER])}) on the device, big {big.description.name} "
+        f"({big.parameter_count()} parameters) on the server; trained on {args.dataset}"
+        f"{f' samples {args.range}' if args.range else ''}")
     if args.out:
         folder = Path(args.out)
         write_network(desc, folder)

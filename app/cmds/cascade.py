@@ -84,7 +84,7 @@ def front(rows: list[dict]) -> list[dict]:
 def _sweep(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
-    from app.charts import Series, line_chart  # noqa: PLC0415
+    from app.charts import Panel, Series, line_chart  # noqa: PLC0415
     from app.sweep_io import (  # noqa: PLC0415
         open_eval_dataset,
         percent,
@@ -132,13 +132,12 @@ def _sweep(args: argparse.Namespace) -> int:
     best = front(rows)
     xs = [r["macs_mean"] / full_macs * 100 for r in best] + [100.0]
     accs = [r["accuracy"] for r in best] + [rows[0]["full_accuracy"]]
-    line_chart(png_path, f"Early exit {name}: {len(dataset)} samples of {args.dataset} (the "
-               f"best threshold settings; 100 % = the full network alone)", xs,
-               [Series("accuracy", accs),
-                Series("full network", [rows[0]["full_accuracy"]] * len(xs), dashed=True,
-                       points=False)],
-               "mean multiply-adds per sample, % of the full network", "accuracy",
-               left_range=(min(accs) - 0.005, max(accs) + 0.005))
+    line_chart(png_path, f"Early exit {name}: {len(dataset)} samples of {args.dataset} (best "
+               f"threshold settings; 100 % = the full network alone)", xs,
+               [Panel([Series("accuracy", accs),
+                       Series("full network", [rows[0]["full_accuracy"]] * len(xs),
+                              dashed=True, points=False)], "accuracy", zero=False)],
+               "mean multiply-adds per sample, % of the full network")
     pick = best_row(rows)
     if args.json:
         print_json(rows)
