@@ -17,6 +17,7 @@ feeds the Inputs and receives the Outputs. Errors (a module failing, an agent go
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,6 +69,73 @@ class AgentClient:
     def undeploy(self, deployment: str | None = None, name: str | None = None) -> list[str]:
         content = {"deployment": deployment, "name": name}
         return list(self.request("undeploy", content).content.get("deployments", []))
+
+    # ------------------------------------------------------------------ jobs (whole networks)
+    def _with_network(self, type: str, desc: NetworkDescription,
+                      weights: Mapping[str, Any] | None, content: dict[str, Any]) -> P.Message:
+        msg = P.Message(type, {"network": dumps_network(desc), "weights": {}, **content})
+        for mid, flat in (weights or {}).items():
+            msg.content["weights"][mid] = msg.add(np.asarray(flat, np.float32))
+        return msg
+
+    def evaluate(self, desc: NetworkDescription, weights: Mapping[str, Any] | None,
+                 dataset: str, **content: Any) -> dict[str, Any]:
+        """Evaluate on the agent (dataset opened there); ``Evaluation.to_json()`` keys.
+        ``content``: range [a, b], labels, other, batch_size, output."""
+        msg = self._with_network("evaluate", desc, weights, {"dataset": dataset, **content})
+        return self.session.request(self.conn, msg).content
+
+    def start_job(self, desc: NetworkDescription, weights: Mapping[str, Any] | None,
+                  dataset: str, options: Mapping[str, Any], **content: Any) -> str:
+        """Start training on the agent; returns the job id. ``content``: range, labels,
+        validation {dataset, range}, epochs | iterations, seed, output, job."""
+        for topic in (b"progress.", b"job."):
+            self.conn.sub.subscribe(topic)
+        msg = self._with_network("start_job", desc, weights,
+                                 {"dataset": dataset, "options": dict(options), **content})
+        return self.session.request(self.conn, msg).content["job"]
+
+    def job_status(self, job: str) -> dict[str, Any]:
+        return self.request("job_status", {"job": job}).content
+
+    def stop_job(self, job: str) -> dict[str, Any]:
+        return self.request("stop_job", {"job": job}).content
+
+    def job_weights(self, job: str, tag: str | None = None) -> dict[str, np.ndarray]:
+        reply = self.request("get_job_weights", {"job": job, "tag": tag})
+        return {m: reply.tensors[i] for m, i in reply.content["modules"].items()}
+
+    def wait_job(self, job: str, timeout: float | None = None,
+                 on_progress: Any = None) -> dict[str, Any]:
+        """Block until the job ends (its ``job.<id>`` event, or a status poll every 0.5 s);
+        ``on_progress(dict)`` gets each progress event. Returns the final status."""
+        s, done, seen = self.session, [], 0
+        end = None if timeout is None else time.monotonic() + timeout
+
+        def check() -> bool:
+            nonlocal seen
+            for _, topic, msg in s.events[seen:]:
+                if topic == f"progress.{job}" and on_progress is not None:
+                    on_progress(msg.content)
+                elif topic == f"job.{job}":
+                    done.append(msg.content)
+            seen = len(s.events)
+            return bool(done)
+
+        while True:
+            try:
+                s.wait(check, [self.conn], timeout=0.5)
+                return done[0]
+            except AgentError as exc:
+                if exc.code != "timeout":
+                    raise
+            status = self.job_status(job)
+            if status["state"] != "running":
+                check()
+                return done[0] if done else status
+            if end is not None and time.monotonic() >= end:
+                raise AgentError(f"job {job} on {self.conn.label} still running after "
+                                 f"{timeout:.1f} s", "timeout")
 
     def close(self) -> None:
         if self._own:
@@ -322,6 +390,11 @@ class Deployment:
 
     def zero_grad(self) -> None:
         self._each("zero_grad", {})
+
+    def step(self, options: Mapping[str, Any], iteration: int = 0) -> None:
+        """Apply the accumulated gradients on every agent (``engine.optim`` with the flat
+        DIANNE options: method, learningRate, momentum, l2, ...)."""
+        self._each("step", {"options": dict(options), "iteration": iteration})
 
     def train(self, mode: bool = True) -> Deployment:
         self._each("mode", {"train": mode})

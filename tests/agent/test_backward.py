@@ -9,6 +9,7 @@ import pytest
 
 from agent.client import AgentError, deploy
 from engine.builder import NetworkBuilder
+from engine.optim import Optimizer
 from tests.agent.test_distributed import lenet_fork, mnist_mlp, split3
 
 
@@ -20,8 +21,8 @@ def _param_grads(net) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("make", [mnist_mlp, lenet_fork], ids=["mlp", "lenet-fork"])
 def test_backward_across_agents_equals_local(trio, make) -> None:
     desc, net = make()
-    dep = deploy(desc, net.get_weights(), split3(net, [a.id for a in trio]),
-                 [a.address for a in trio])
+    start = net.get_weights()
+    dep = deploy(desc, start, split3(net, [a.id for a in trio]), [a.address for a in trio])
     try:
         rng = np.random.default_rng(4)
         net.zero_grad()
@@ -38,13 +39,28 @@ def test_backward_across_agents_equals_local(trio, make) -> None:
         assert set(remote_grads) == set(local_grads)
         for k in local_grads:
             np.testing.assert_allclose(remote_grads[k], local_grads[k], rtol=0, atol=1e-6)
-        # a manual SGD step through get/set parameters equals the local one
-        lr = np.float32(0.1)
-        new = {k: w - lr * remote_grads[k] for k, w in dep.get_weights().items()}
-        dep.set_weights(new)
-        net.set_weights({k: w - lr * local_grads[k] for k, w in net.get_weights().items()})
+        # training steps (momentum SGD, engine.optim on each agent) equal the local ones
+        options = {"method": "SGD", "learningRate": "0.1", "momentum": "0.9"}
+        local_opt = Optimizer([(mod.params[k], g) for mod in net.modules.values()
+                               for k, g in mod.grads.items()], options)
+        for it in range(3):
+            if it:
+                dep.zero_grad()
+                net.zero_grad()
+                x = rng.random((1, 28, 28), dtype=np.float32)
+                g = rng.standard_normal(10).astype(np.float32)
+                dep.forward(x), net.forward(x)
+                dep.backward(g), net.backward(g)
+            dep.step(options, it)
+            local_opt.step(it)
+        remote_w, local_w = dep.get_weights(), net.get_weights()
+        for k in local_w:
+            np.testing.assert_allclose(remote_w[k], local_w[k], rtol=0, atol=1e-6)
         x = rng.random((1, 28, 28), dtype=np.float32)
         np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-6)
+        # set_weights goes to the agent that holds each module
+        dep.set_weights(start)
+        assert all(np.array_equal(w, start[k]) for k, w in dep.get_weights().items())
     finally:
         dep.undeploy()
         dep.session.close()
