@@ -111,6 +111,9 @@ class Fragment:
         all_outputs = tuple(m for m in self.order if self.desc.modules[m].type == "Output")
         if not requested:
             return all_outputs
+        if not isinstance(requested, list) or not all(isinstance(o, str) for o in requested):
+            raise DianneError(f"deployment {self.id}: 'outputs' is a list of Output ids or "
+                              f"null. Received: {str(requested)[:60]}")
         bad = [o for o in requested if o not in all_outputs]
         if bad:
             raise DianneError(f"deployment {self.id}: {bad[0]} is not an Output of "

@@ -177,7 +177,8 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
                                         f"Received: {len(frames)} frames")
     tensors = []
     for i, (desc, frame) in enumerate(zip(descs, frames[1:], strict=True)):
-        if not isinstance(desc, dict) or desc.get("dtype") not in DTYPES:
+        if not isinstance(desc, dict) or not isinstance(desc.get("dtype"), str) \
+                or desc["dtype"] not in DTYPES:  # a list here would be unhashable
             got = desc.get("dtype") if isinstance(desc, dict) else desc
             raise ProtocolError(E_PROTOCOL, f"tensor {i}: dtype must be one of "
                                             f"{', '.join(DTYPES)}. Received: {str(got)[:40]}")

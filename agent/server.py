@@ -163,6 +163,10 @@ class Agent:
         except P.ProtocolError as exc:
             parent = _header_id(frames)
             return P.Message("error", {"code": exc.code, "message": str(exc)}, parent=parent)
+        except Exception as exc:  # a decoder bug must not stop the serving loop
+            log.exception("undecodable message")
+            return P.Message("error", {"code": P.E_PROTOCOL, "message": f"undecodable message: "
+                                       f"{type(exc).__name__}: {exc}"}, parent=_header_id(frames))
         fn = self.handlers.get(msg.type)
         if fn is None:
             return msg.error(P.E_UNKNOWN_TYPE, f"unknown message type (known: "
