@@ -62,6 +62,7 @@ class Agent:
             self._auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("agent.auth"))
             self._auth.start()
             self._auth.configure_curve(domain="*", location=str(keys.authorized))
+        self._keys_checked, self._keys_stamp = time.monotonic(), self._authorized_stamp()
         self.router = self._socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
@@ -194,6 +195,7 @@ class Agent:
         log.info("agent %s (%s) serving on %s, events on %s", self.name, self.id,
                  self.address, self.events_address)
         while not stop.is_set() and not self._stop.is_set():
+            self._reload_keys()
             if not poller.poll(200):
                 continue
             while True:
@@ -205,6 +207,26 @@ class Agent:
                 reply = self.handle(sender, frames)
                 if reply is not None:
                     self.reply(sender, reply)
+
+    def _reload_keys(self) -> None:
+        """Pick up public keys added to (or removed from) the authorized folder, once a
+        second at most."""
+        if self._auth is None or time.monotonic() < self._keys_checked + 1.0:
+            return
+        self._keys_checked = time.monotonic()
+        folder = self.keys.authorized
+        stamp = self._authorized_stamp()
+        if stamp is not None and stamp != self._keys_stamp:
+            self._keys_stamp = stamp
+            self._auth.configure_curve(domain="*", location=str(folder))
+            log.info("authorized keys reloaded from %s", folder)
+
+    def _authorized_stamp(self) -> tuple | None:
+        try:
+            folder = self.keys.authorized
+            return folder.stat().st_mtime_ns, sorted(p.name for p in folder.iterdir())
+        except (OSError, AttributeError):
+            return None
 
     def close(self) -> None:
         self._stop.set()

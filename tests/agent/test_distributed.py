@@ -106,3 +106,23 @@ def test_info_names_the_deployment(trio) -> None:
     finally:
         dep.undeploy()
         dep.session.close()
+
+
+def test_move_module_keeps_its_parameters(trio) -> None:
+    desc, net = mnist_mlp()
+    net.eval()
+    dep = deploy(desc, net.get_weights(), {m: "alpha" for m in net.order},
+                 [a.address for a in trio])
+    try:
+        second = "d1a00e01-0000-4000-8000-000000000003"
+        dep.move(second, "gamma")
+        assert dep.agent_of(second).name == "gamma"
+        with AgentClient(trio[2].address) as gamma, AgentClient(trio[0].address) as alpha:
+            assert gamma.hello()["deployments"][0]["modules"] == [second]
+            assert second not in alpha.hello()["deployments"][0]["modules"]
+        x = np.random.default_rng(3).random((1, 28, 28), dtype=np.float32)
+        assert np.array_equal(dep.forward(x), net.forward(x))
+        assert np.array_equal(dep.get_weights([second])[second], net.get_weights()[second])
+    finally:
+        dep.undeploy()
+        dep.session.close()
