@@ -278,10 +278,12 @@ class Deployment:
                 stack.extend(self.pred[m])
         return needed
 
-    def _send_forward(self, x: Any, outputs: tuple[str, ...]) -> str:
+    def _send_forward(self, x: Any, outputs: tuple[str, ...], keep: bool = False) -> str:
         sample = uuid.uuid4().hex
         by_agent: dict[str, P.Message] = {}
         for mid, arr in self._feeds(x).items():
+            if keep:  # queued while the caller goes on (and may reuse its arrays)
+                arr = arr.copy()
             aid = self.placement[mid]
             msg = by_agent.setdefault(aid, P.Message("forward", {
                 "deployment": self.id, "sample": sample, "outputs": list(outputs),
@@ -323,7 +325,7 @@ class Deployment:
         while pending or not exhausted:
             while not exhausted and len(pending) < max(1, window):
                 try:
-                    pending.append(self._send_forward(next(it), wanted))
+                    pending.append(self._send_forward(next(it), wanted, keep=True))
                 except StopIteration:
                     exhausted = True
             if pending:

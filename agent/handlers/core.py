@@ -90,17 +90,25 @@ def _wire(agent: Any, frag: Fragment) -> None:
                                    "from": src, "to": dst, "outputs": outputs,
                                    "client": frag.client.hex()})
         if tensor is not None:
-            out.tensors.append(tensor.copy())  # the module reuses its buffer
+            out.tensors.append(private(tensor))
         agent.send_agent(peer, out)
 
     def report(kind: str, sample: str, mid: str, tensor: Any) -> None:
         out = P.Message("result", {"deployment": frag.id, "sample": sample, "kind": kind,
                                    "module": mid, "tensor": None if tensor is None else 0})
         if tensor is not None:
-            out.tensors.append(tensor.copy())
+            out.tensors.append(private(tensor))
         agent.reply(frag.client, out)
 
     frag.send, frag.report = send, report
+
+
+def private(array: Any) -> Any:
+    """An array safe to send without copying: a module may overwrite its (writeable) output
+    buffer with the next sample while ZeroMQ still sends it, so that is copied; a read-only
+    array (a received frame passed through, as by Input/Output) cannot change and travels
+    zero-copy."""
+    return array.copy() if array.flags.writeable else array
 
 
 def sample_error(agent: Any, frag: Fragment, sample: str, exc: Exception,

@@ -110,3 +110,14 @@ def test_bad_placement_file_is_one_line(trio, capsys, tmp_path) -> None:
 def test_agent_options_need_placement_or_on(capsys, argv) -> None:
     code, _, err = run_cli(capsys, "eval", MLP, "--dataset", "mnist", *argv)
     assert code == 1 and "--placement FILE or --on AGENT" in err
+
+
+def test_bench_hop_json_rows(capsys) -> None:
+    code, out, _ = run_cli(capsys, "bench", "hop", "--sizes", "1KiB,64", "--iterations", "3",
+                           "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["bytes"] for r in rows] == [1024, 64]
+    for r in rows:
+        assert {"bytes", "hop_us_median", "hop_us_p99", "raw_us_median", "ratio"} <= set(r)
+        assert r["raw_us_median"] > 0 and r["ratio"] == r["hop_us_median"] / r["raw_us_median"]
