@@ -61,7 +61,8 @@ class Agent:
 
             self._auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("agent.auth"))
             self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(keys.authorized))
+            self._authorized = AuthorizedKeys(keys.authorized)
+            self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
         self._keys_checked, self._keys_stamp = time.monotonic(), self._authorized_stamp()
         self.router = self._socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -218,7 +219,7 @@ class Agent:
         stamp = self._authorized_stamp()
         if stamp is not None and stamp != self._keys_stamp:
             self._keys_stamp = stamp
-            self._auth.configure_curve(domain="*", location=str(folder))
+            self._authorized.load()
             log.info("authorized keys reloaded from %s", folder)
 
     def _authorized_stamp(self) -> tuple | None:
@@ -241,6 +242,31 @@ class Agent:
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()
+
+
+class AuthorizedKeys:
+    """CURVE credentials: the public keys in the authorized folder. A refused client is logged
+    as a warning naming its key (pyzmq's own authenticator logs refusals at debug level)."""
+
+    def __init__(self, folder: Any) -> None:
+        self.folder = folder
+        self.keys: set[bytes] = set()
+        self.load()
+
+    def load(self) -> None:
+        import zmq.auth  # noqa: PLC0415
+
+        try:
+            self.keys = set(zmq.auth.load_certificates(str(self.folder)))
+        except (OSError, ValueError) as exc:  # keep the keys we had
+            log.error("cannot load the authorized keys from %s: %s", self.folder, exc)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.keys:
+            return True
+        log.warning("refused a client: its CURVE public key %s is not in %s",
+                    key.decode("ascii", "replace"), self.folder)
+        return False
 
 
 def _bind(sock: zmq.Socket, address: str) -> str:
