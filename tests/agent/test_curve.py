@@ -47,3 +47,12 @@ def test_keys_authorize_clients_and_agents(spawn, tmp_path, capsys) -> None:
     time.sleep(1.3)
     with AgentClient(agents[0].address, keys=load(site, "carol")) as c:
         assert c.hello()["secure"] is True
+
+
+def test_all_interfaces_without_keys_warns(spawn) -> None:
+    (agent,) = spawn(["open"], "--bind", "tcp://0.0.0.0:0")
+    with AgentClient(agent.address) as c:  # reachable, by this host's address
+        assert c.hello()["name"] == "open"
+    agent.kill()
+    agent.proc.log.seek(0)
+    assert "without --keys" in agent.proc.log.read()

@@ -4,6 +4,7 @@ when one is gone."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 
@@ -38,5 +39,11 @@ def test_discover_and_gone_within_two_seconds(spawn, capsys) -> None:
         assert gone.wait(5.0)
         assert time.monotonic() - t0 < 2.0
         assert [i.name for i in browser.agents() if i.id in (a.id, b.id)] == ["disc-a"]
+        a.proc.send_signal(signal.SIGTERM)  # a clean stop: unregistered, sockets closed
+        assert a.proc.wait(timeout=10) == 0
+        deadline = time.monotonic() + 2.0
+        while any(i.id == a.id for i in browser.agents()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(i.id != a.id for i in browser.agents())
     finally:
         browser.close()
