@@ -56,9 +56,11 @@ def _child(argv: list[str], cwd: str, out: int, err: int, limit: int, timeout: i
 
 
 def run_jobs(jobs: list[dict], timeout_s: int, extra_mib: int) -> list[dict]:
-    import app.cli  # noqa: F401  (import once, before forking)
+    import app.cli  # import once, before forking
     import app.commands  # noqa: F401
     import engine.shapes  # noqa: F401
+
+    app.cli.build_parser()  # imports every app/cmds module too
 
     limit = _vm_size() + extra_mib * 1024 * 1024
     results = []
