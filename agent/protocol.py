@@ -88,17 +88,24 @@ class Message:
         return len(self.tensors) - 1
 
 
+# dtype -> wire name (dtype.name is slow on the hot path; a dict lookup is not)
+# (keys are the little-endian dtypes, which native ones equal on a little-endian host)
+_NAMES: dict[np.dtype, str] = {d: n for n, d in DTYPES.items()}
+
+
 def wire_array(array: Any) -> np.ndarray:
     """A host array in a wire dtype, C-contiguous, little-endian (no copy when it already is)."""
-    arr = np.asarray(array)
-    name = arr.dtype.name
+    arr = array if isinstance(array, np.ndarray) else np.asarray(array)
+    name = _NAMES.get(arr.dtype)  # native little-endian wire dtypes hit here
+    if name is not None and arr.flags.c_contiguous:
+        return arr
+    name = name or arr.dtype.name
     if name not in DTYPES:
-        if arr.dtype.kind == "b":
-            arr, name = arr.astype(np.uint8), "uint8"
-        else:
+        if arr.dtype.kind != "b":
             raise ProtocolError(E_BAD_REQUEST, f"dtype {arr.dtype} cannot travel on the wire "
                                                f"(allowed: {', '.join(DTYPES)}). "
                                                f"Received: {arr.dtype}")
+        arr, name = arr.astype(np.uint8), "uint8"
     return np.ascontiguousarray(arr, dtype=DTYPES[name])
 
 
@@ -107,7 +114,7 @@ def encode(msg: Message) -> list[Any]:
     arrays = [wire_array(t) for t in msg.tensors]
     header = {"v": VERSION, "id": msg.id, "parent": msg.parent, "type": msg.type,
               "content": msg.content,
-              "tensors": [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays]}
+              "tensors": [{"dtype": _NAMES[a.dtype], "shape": list(a.shape)} for a in arrays]}
     return [json.dumps(header, separators=(",", ":"), allow_nan=False).encode()] + arrays
 
 
