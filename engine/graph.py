@@ -15,7 +15,6 @@ pass is done, which breaks the cycles of GRU/LSTM graphs (:func:`cut_recurrent`)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from engine.backends import Backend, get_backend
 from engine.description import ModuleDescription, NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
 from engine.modules import Module, module_class
+from engine.plan import STATE, Program, Step
 
 # Properties that are informational (or handled here) and never passed to a module's constructor.
 _NOT_CONSTRUCTOR = ("name", "category", "trainable")
@@ -115,33 +115,6 @@ def build_module(md: ModuleDescription, backend: Backend | None = None,
         raise FormatError(f"{where}{text}") from None
 
 
-# How a step gets its argument (precomputed so the hot loop does no graph work).
-_FEED, _WHOLE, _PICK, _JOIN, _STATE = 0, 1, 2, 3, 4
-
-
-@dataclass
-class _Step:
-    """One module call in a plan: where its inputs come from."""
-
-    module: Module
-    # For each input: (producer id, index into the producer's output list or -1 for "whole").
-    sources: list[tuple[str, int]]
-    is_input: bool
-
-    def __post_init__(self) -> None:
-        if self.is_input:
-            self.kind = _FEED
-        elif getattr(self.module, "recurrent", False):
-            self.kind = _STATE
-        elif self.module.join:
-            self.kind = _JOIN
-        else:
-            self.kind = _WHOLE if self.sources[0][1] < 0 else _PICK
-        self.src, self.idx = self.sources[0] if self.sources else (self.module.id, -1)
-        self.mid = self.module.id
-        self.call = self.module.emit if self.kind == _STATE else self.module.forward
-
-
 class Network:
     """A runnable network: modules + topology + cached execution plans."""
 
@@ -161,11 +134,14 @@ class Network:
         self.outputs = [m for m in self.order if self.modules[m].type_name == "Output"]
         if not self.inputs:
             raise FormatError(f"{src or description.name}: the network has no Input module")
-        self._plans: dict[tuple[str, ...], list[_Step]] = {}
+        self._plans: dict[tuple[str, ...], list[Step]] = {}
+        self._programs: dict[tuple[str, ...], Program] = {}
+        self._default: tuple[tuple[str, ...], Program] | None = None
         # Per plan: (Memory, producer id, producer output index) fed once the pass is done.
         self._updates: dict[tuple[str, ...], list[tuple[Module, str, int]]] = {}
-        self._last_plan: list[_Step] | None = None
+        self._last_plan: list[Step] | None = None
         self._values: dict[str, Any] = {}
+        self._array_type = type(self.xp.zeros(0))
         self.input_grads: dict[str, Any] = {}
         self.reset(seed)
 
@@ -203,7 +179,7 @@ class Network:
                               f"network has a cycle through {', '.join(stuck)}")
         return order
 
-    def _plan(self, outputs: tuple[str, ...]) -> list[_Step]:
+    def _plan(self, outputs: tuple[str, ...]) -> list[Step]:
         plan = self._plans.get(outputs)
         if plan is not None:
             return plan
@@ -225,11 +201,13 @@ class Network:
                 producer = self.modules[p]
                 idx = self.succ[p].index(m) if producer.fork else -1
                 sources.append((p, idx))
-            plan.append(_Step(mod, sources, mod.type_name == "Input"))
+            plan.append(Step(mod, sources, mod.type_name == "Input"))
         self._updates[outputs] = [
             (self.modules[m], p, self.succ[p].index(m) if self.modules[p].fork else -1)
             for m in self.order if m in needed for p in self.delayed.get(m, ())]
         self._plans[outputs] = plan
+        self._programs[outputs] = Program(plan, self.succ, outputs,
+                                          bool(self._updates[outputs]))
         return plan
 
     # ------------------------------------------------------------------ lookup helpers
@@ -257,8 +235,23 @@ class Network:
 
         ``x`` is one array for a single-Input network, else a mapping Input id/name -> array
         or a sequence in Input order. Returns one array when one Output is asked for (or the
-        network has one), else a dict Output id -> array. Returned arrays are fresh copies.
+        network has one), else a dict Output id -> array. Returned arrays are fresh copies:
+        modules reuse their buffers from pass to pass (see :mod:`engine.plan`).
         """
+        default = self._default
+        if outputs is None and default is not None and type(x) is self._array_type:
+            # The hot path: one Input, one Output, a chain (MLP, LeNet, OverFeat...).
+            plan, prog = default
+            v = x if x.dtype == self.dtype else self.xp.asarray(x, self.dtype)
+            i = 0
+            try:
+                for i, call in enumerate(prog.chain):  # noqa: B007
+                    v = call(v)
+            except Exception as exc:
+                prog.failed = prog.ops[i]
+                self._raise_forward_error(exc, prog)
+            self._last_plan = plan
+            return v.copy()
         single = isinstance(outputs, str) or (outputs is None and len(self.outputs) == 1)
         if outputs is None:
             wanted = tuple(self.outputs)
@@ -270,37 +263,33 @@ class Network:
             raise DianneError(f"{self.description.name}: the network has no Output module")
         feeds = self._feeds(x)
         plan = self._plan(wanted)
+        prog = self._programs[wanted]
         values = self._values
         values.clear()
-        step = None
         try:
-            for step in plan:
-                kind = step.kind
-                if kind == _WHOLE:
-                    arg = values[step.src]
-                elif kind == _PICK:
-                    arg = values[step.src][step.idx]
-                elif kind == _JOIN:
-                    arg = [values[p] if i < 0 else values[p][i] for p, i in step.sources]
-                elif kind == _STATE:
-                    arg = None
-                else:
-                    arg = feeds.get(step.mid)
-                    if arg is None:
-                        raise DianneError(f"no value given for {step.module.label}")
-                values[step.mid] = step.call(arg)
+            prog.run(feeds, values)
             for memory, p, i in self._updates[wanted]:
-                memory.forward(values[p] if i < 0 else values[p][i])
-        except Exception as exc:  # rethrow naming the file and the module (torch7 Container)
-            where = f"{self.description.source}: " if self.description.source else ""
-            if isinstance(exc, DianneError):
-                raise type(exc)(where + str(exc)) from None
-            label = step.module.label if step is not None else self.description.name
-            raise ModuleError(f"{where}{label}: forward failed: {exc}") from exc
+                prog.failed = None
+                v = prog.value_of(p, values)
+                memory.forward(v if i < 0 else v[i])
+        except Exception as exc:
+            self._raise_forward_error(exc, prog)
         self._last_plan = plan
+        if (outputs is None and prog.chain is not None and len(self.inputs) == 1
+                and self._default is None):
+            self._default = (plan, prog)  # later calls with one array take the hot path
         if single:
-            return values[wanted[0]].copy()
-        return {o: values[o].copy() for o in wanted}
+            return prog.value_of(wanted[0], values).copy()
+        return {o: prog.value_of(o, values).copy() for o in wanted}
+
+    def _raise_forward_error(self, exc: Exception, prog: Program) -> None:
+        """Rethrow naming the file and the module (torch7 Container)."""
+        where = f"{self.description.source}: " if self.description.source else ""
+        if isinstance(exc, DianneError):
+            raise type(exc)(where + str(exc)) from None
+        op = prog.failed
+        label = op.label if op is not None else self.description.name
+        raise ModuleError(f"{where}{label}: forward failed: {exc}") from exc
 
     def _feeds(self, x: Any) -> dict[str, Any]:
         xp, dtype = self.xp, self.dtype
@@ -364,7 +353,7 @@ class Network:
             if step.is_input:
                 self.input_grads[mod.id] = grad_in
                 continue
-            if step.kind == _STATE:  # the Memory keeps it (grad_state) for BPTT
+            if step.kind == STATE:  # the Memory keeps it (grad_state) for BPTT
                 continue
             grad_list = grad_in if mod.join else [grad_in]
             for (p, idx), g in zip(step.sources, grad_list, strict=True):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.modules.base import Module, Prop, register
+from engine.modules.buffers import Slot, zeros
 
 # SELU constants of Klambauer et al. (the values THNN/PyTorch use).
 SELU_LAMBDA = 1.0507009873554805
@@ -37,20 +38,33 @@ class Sigmoid(Module):
 
     type_name = "Sigmoid"
     category = "Activation"
+    elementwise = True
     example = {"props": {}, "inputs": [(5,)]}
 
+    def setup(self) -> None:
+        self._slot = Slot()
+
     def forward(self, x: Any) -> Any:
-        xp = self.xp
-        y = xp.negative(x)
-        xp.exp(y, out=y)
-        y += 1.0
-        xp.reciprocal(y, out=y)
-        self._y = y
-        return y
+        self._y = _sigmoid(self.xp, x, _out(self, x))
+        return self._y
+
+    def forward_inplace(self, x: Any, full: Any = None) -> Any:
+        """Overwrite ``x`` (or the whole buffer ``full`` it is a view of) with the output."""
+        t = x if full is None else full
+        _sigmoid(self.xp, t, t)
+        self._y = x
+        return x
 
     def backward(self, grad_output: Any) -> Any:
         y = self._y
         return grad_output * y * (1.0 - y)
+
+
+def _sigmoid(xp: Any, x: Any, y: Any) -> Any:
+    xp.negative(x, out=y)
+    xp.exp(y, out=y)
+    y += 1.0
+    return xp.reciprocal(y, out=y)
 
 
 @register
@@ -59,11 +73,21 @@ class Tanh(Module):
 
     type_name = "Tanh"
     category = "Activation"
+    elementwise = True
     example = {"props": {}, "inputs": [(5,)]}
 
+    def setup(self) -> None:
+        self._slot = Slot()
+
     def forward(self, x: Any) -> Any:
-        self._y = self.xp.tanh(x)
+        self._y = self.xp.tanh(x, out=_out(self, x))
         return self._y
+
+    def forward_inplace(self, x: Any, full: Any = None) -> Any:
+        t = x if full is None else full
+        self.xp.tanh(t, out=t)
+        self._y = x
+        return x
 
     def backward(self, grad_output: Any) -> Any:
         y = self._y
@@ -76,14 +100,54 @@ class ReLU(Module):
 
     type_name = "ReLU"
     category = "Activation"
+    elementwise = True
+    # max(relu(a), relu(b)) == relu(max(a, b)): the executor may apply it after a MaxPooling.
+    commutes_with_max = True
     example = {"props": {}, "inputs": [(6,)], "make_inputs": _away_from(0.0, (6,))}
 
+    def setup(self) -> None:
+        self._slot = Slot()
+        self._zslot = Slot()
+
     def forward(self, x: Any) -> Any:
+        s = self._slot
+        if x is not s.x or x.shape != s.shape:
+            _out(self, x)
         self._x = x
-        return self.xp.maximum(x, 0.0)
+        return self.xp.maximum(x, s.data[1], out=s.data[0])
+
+    def forward_inplace(self, x: Any, full: Any = None) -> Any:
+        """Overwrite ``x`` (or the whole buffer ``full`` it is a view of) with the output."""
+        self.apply(x if full is None else full)
+        self._x = x  # relu(x) > 0 exactly where x > 0: the output serves as backward's mask
+        return x
+
+    def record(self, x: Any) -> None:
+        """Keep what backward needs for input ``x`` without computing the output."""
+        self._x = x
+
+    def apply(self, t: Any) -> Any:
+        """max(t, 0) in place, with no state kept."""
+        z = self._zslot
+        if t is not z.x or t.shape != z.shape:
+            z.keep(t, zeros(self.xp, t.shape, t.dtype))
+        return self.xp.maximum(t, z.data, out=t)
 
     def backward(self, grad_output: Any) -> Any:
         return grad_output * (self._x > 0)
+
+
+def _out(module: Module, x: Any) -> Any:
+    """The module's reused output buffer for input ``x`` (plus zeros of its shape, in the slot's
+    data); reallocated only when the shape or dtype changes."""
+    s = module._slot  # type: ignore[attr-defined]
+    if x is s.x and x.shape == s.shape:
+        return s.data[0]
+    old = s.data[0] if s.data is not None else None
+    if old is None or old.shape != x.shape or old.dtype != x.dtype:
+        old = module.xp.empty(x.shape, dtype=x.dtype)
+    s.keep(x, (old, zeros(module.xp, x.shape, x.dtype)))
+    return old
 
 
 @register
@@ -205,21 +269,65 @@ def _shifted(module: Module, x: Any) -> tuple[int, Any]:
     return axis, x - x.max(axis=axis, keepdims=True)
 
 
-@register
-class Softmax(Module):
-    """Softmax: 1-D over all, 2-D per row, 3-D over dim 0 per pixel, 4-D over dim 1."""
+# One sample of at most _LSE_MAX values normalises through np.logaddexp.reduce: one stable call
+# for the log of the sum of exponentials, cheaper than the max shift. Its absolute error grows
+# with the magnitude of that log (one rounding per value), so the result is kept only when it
+# is below _LSE_LIMIT; otherwise (and for NaN or infinities) the max-shifted form recomputes it.
+_LSE_MAX = 64
+_LSE_LIMIT = 80.0
 
-    type_name = "Softmax"
+
+class _Normalized(Module):
+    """Softmax and LogSoftmax: a reused output, a fast path for one small 1-D sample on numpy
+    of moderate values (``x - logaddexp.reduce(x)``, then ``exp`` for Softmax), an in-place form
+    for the executor, and the max-shifted form for everything else."""
+
     category = "Activation"
     example = {"props": {}, "inputs": [(5,)]}
 
+    def setup(self) -> None:
+        self._slot = Slot()
+        self._lse = np.empty(1, dtype=self.dtype)
+
     def forward(self, x: Any) -> Any:
+        return self._run(x, _out(self, x))
+
+    def forward_inplace(self, x: Any, full: Any = None) -> Any:
+        """Overwrite ``x`` with the output (``full`` is ignored: not element-wise)."""
+        return self._run(x, x)
+
+    def _run(self, x: Any, y: Any) -> Any:
+        if x.ndim == 1 and x.shape[0] <= _LSE_MAX and self.xp is np:
+            lse = self._lse
+            if lse.dtype != x.dtype:
+                lse = self._lse = np.empty(1, dtype=x.dtype)
+            np.logaddexp.reduce(x, keepdims=True, out=lse)
+            if -_LSE_LIMIT < lse[0] < _LSE_LIMIT:
+                np.subtract(x, lse, out=y)
+                self._axis, self._y = 0, self._finish(y)
+                return y
+        axis, t = _shifted(self, x)
+        self._axis, self._y = axis, self._shifted_out(t, axis, y)
+        return y
+
+    def backward(self, grad_output: Any) -> Any:
+        raise NotImplementedError
+
+
+@register
+class Softmax(_Normalized):
+    """Softmax: 1-D over all, 2-D per row, 3-D over dim 0 per pixel, 4-D over dim 1."""
+
+    type_name = "Softmax"
+
+    def _finish(self, y: Any) -> Any:
+        return np.exp(y, out=y)
+
+    def _shifted_out(self, t: Any, axis: int, y: Any) -> Any:
         xp = self.xp
-        axis, y = _shifted(self, x)
-        self._axis = axis
-        xp.exp(y, out=y)
-        y /= y.sum(axis=axis, keepdims=True)
-        self._y = y
+        xp.exp(t, out=t)
+        t /= t.sum(axis=axis, keepdims=True)
+        xp.copyto(y, t)
         return y
 
     def backward(self, grad_output: Any) -> Any:
@@ -229,19 +337,18 @@ class Softmax(Module):
 
 
 @register
-class LogSoftmax(Module):
+class LogSoftmax(_Normalized):
     """log(softmax(x)), with the axis rules of Softmax."""
 
     type_name = "LogSoftmax"
-    category = "Activation"
-    example = {"props": {}, "inputs": [(5,)]}
 
-    def forward(self, x: Any) -> Any:
+    def _finish(self, y: Any) -> Any:
+        return y
+
+    def _shifted_out(self, t: Any, axis: int, y: Any) -> Any:
         xp = self.xp
-        axis, y = _shifted(self, x)
-        self._axis = axis
-        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
-        self._y = y
+        t -= xp.log(xp.exp(t).sum(axis=axis, keepdims=True))
+        xp.copyto(y, t)
         return y
 
     def backward(self, grad_output: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.modules.base import Module, Prop, register, uniform_fan_in
+from engine.modules.buffers import Slot
 from engine.modules.conv_ops import (
     AXES,
     KINDS,
@@ -30,6 +31,7 @@ from engine.modules.conv_ops import (
     window_dims,
     window_view,
 )
+from engine.modules.conv_plan import ConvPlan
 from engine.modules.conv_temporal import TemporalConvMixin
 
 CONV_PROPS = (
@@ -78,6 +80,7 @@ class _ConvBase(Module):
         self.add_param("bias", (self.n_out,))
         self._scratch = Scratch()
         self._cache: tuple = ()
+        self._slot = Slot()
 
     def weight_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -120,6 +123,7 @@ class Convolution(TemporalConvMixin, _ConvBase):
     """Temporal, spatial or volumetric convolution (cross-correlation, as THNN)."""
 
     type_name = "Convolution"
+    owns_output = True  # forward returns its own buffer, which backward never reads
     example = {
         "props": {"noInputPlanes": 2, "noOutputPlanes": 3, "kernelWidth": 3, "kernelHeight": 2,
                   "strideX": 2, "padX": 1},
@@ -154,45 +158,26 @@ class Convolution(TemporalConvMixin, _ConvBase):
     def forward(self, x: Any) -> Any:
         if self.nd == 1:
             return self._forward_temporal(x)
-        xp = self.xp
-        xb, single = self._batch(x, self.n_in)
-        n, c = xb.shape[:2]
-        out = self._out(tuple(xb.shape[2:]), tuple(x.shape))
-        dt = np.result_type(xb.dtype, self.dtype)
-        src = pad_input(xp, self._scratch, "pad", xb, (0, 0, *self.pad))
-        cols = self._scratch.get(xp, "cols", (n, c, *self.k, *out), dt)
-        xp.copyto(cols, window_view(xp, src, self.k, self.stride, out))
-        ck, n_pos = c * self.K, prod(out)
-        w2 = self.params["weight"].reshape(self.n_out, ck)
-        if n == 1:
-            y = (w2 @ cols.reshape(ck, n_pos)).reshape((1, self.n_out, *out))
+        s = self._slot
+        if x is s.x and x.shape == s.shape:
+            plan, xb = s.data
         else:
-            y = xp.matmul(w2, cols.reshape(n, ck, n_pos)).reshape((n, self.n_out, *out))
-        y += self._bias_view()
-        self._cache = (tuple(x.shape), tuple(src.shape), out, cols)
-        return y[0] if single else y
+            xb, single = self._batch(x, self.n_in)
+            out = self._out(tuple(xb.shape[2:]), tuple(x.shape))
+            plan, xb = s.keep(x, (ConvPlan(self, xb, single, out), xb))
+        self._cache = (plan, s.shape)
+        return plan.run(self, xb)
+
+    def output_buffer(self) -> Any:
+        """The contiguous buffer behind the last output (may hold ignored columns): what an
+        element-wise activation fused by the executor runs over."""
+        return self._cache[0].y if self.nd > 1 else None
 
     def backward(self, grad_output: Any) -> Any:
         if self.nd == 1:
             return self._backward_temporal(grad_output)
-        xp = self.xp
-        in_shape, src_shape, out, cols = self._cache
-        n, c = src_shape[:2]
-        ck, n_pos = c * self.K, prod(out)
-        g = grad_output.reshape(n, self.n_out, n_pos)
-        w2 = self.params["weight"].reshape(self.n_out, ck)
-        gw = self.grads["weight"].reshape(self.n_out, ck)  # a view: += lands in grads
-        self.grads["bias"] += g.sum(axis=(0, 2))
-        cols2 = cols.reshape(n, ck, n_pos)
-        if n == 1:
-            gw += g[0] @ cols2[0].T
-            gcols = (w2.T @ g[0]).reshape(1, ck, n_pos)
-        else:
-            gw += xp.tensordot(g, cols2, axes=([0, 2], [0, 2]))
-            gcols = xp.matmul(w2.T, g)
-        gpad = xp.zeros(src_shape, dtype=gcols.dtype)
-        col2im_add(xp, gpad, gcols.reshape((n, c, *self.k, *out)), self.k, self.stride, out)
-        return gpad[interior((0, 0, *self.pad))].reshape(in_shape)
+        plan, in_shape = self._cache
+        return plan.backward(self, grad_output, in_shape)
 
 
 @register

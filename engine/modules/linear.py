@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from engine import blas
 from engine.modules.base import Module, Prop, register, uniform_fan_in
+from engine.modules.buffers import Slot
 
 
 @register
@@ -20,6 +22,7 @@ class Linear(Module):
     type_name = "Linear"
     category = "Layer"
     trainable = True
+    owns_output = True  # forward returns its own buffer, which backward never reads
     props = (
         Prop("input", "int", required=True, doc="number of input features"),
         Prop("output", "int", required=True, doc="number of output features"),
@@ -35,6 +38,8 @@ class Linear(Module):
         self.add_param("bias", (n_out,))
         self._x = None
         self._out = None
+        self._slot = Slot()
+        self._dot, self._add = self.xp.dot, self.xp.add
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {
@@ -51,21 +56,45 @@ class Linear(Module):
             raise self.shape_fail(f"expects {self.n_in} input features", tuple(x.shape))
         return flat
 
-    def forward(self, x: Any) -> Any:
+    def _bind(self, x: Any) -> tuple:
+        """Everything derived from input ``x``: flat view, output buffer, thread governor."""
         xp = self.xp
         flat = self._flat_input(x)
-        self._in_shape = x.shape
-        self._x = flat
-        w, b = self.params["weight"], self.params["bias"]
+        w = self.params["weight"]
+        dt = np.result_type(flat.dtype, w.dtype)
         shape = (self.n_out,) if flat.ndim == 1 else (flat.shape[0], self.n_out)
         out = self._out
-        if out is None or out.shape != shape or out.dtype != flat.dtype:
-            out = self._out = xp.empty(shape, dtype=np.result_type(flat.dtype, w.dtype))
-        if flat.ndim == 1:
-            xp.dot(w, flat, out=out)
+        if out is None or out.shape != shape or out.dtype != dt:
+            out = self._out = xp.empty(shape, dtype=dt)
+        # A flat view follows x's contents; a copy (x not contiguous) must be redone per call.
+        view = xp is not np or np.shares_memory(flat, x)
+        rows = 1 if flat.ndim == 1 else flat.shape[0]
+        gov = blas.governor(rows * self.n_in * self.n_out)
+        mode = 2 if flat.dtype != w.dtype else (0 if flat.ndim == 1 else 1)
+        return self._slot.keep(x, (flat if view else None, out, mode, gov))
+
+    def forward(self, x: Any) -> Any:
+        s = self._slot
+        if x is s.x and x.shape == s.shape:
+            flat, out, mode, gov = s.data
         else:
-            xp.dot(flat, w.T, out=out)
-        out += b
+            flat, out, mode, gov = self._bind(x)
+        if flat is None:
+            flat = self._flat_input(x)
+        params = self.params
+        if mode == 2:  # mixed dtypes: BLAS cannot write into out directly
+            w = params["weight"]
+            out[...] = w @ flat if flat.ndim == 1 else flat @ w.T
+        else:  # mode 0: one sample, W @ x; mode 1: a batch, X @ W.T; into the reused output
+            w = params["weight"] if mode == 0 else params["weight"].T
+            a, b = (w, flat) if mode == 0 else (flat, w)
+            if gov is None:
+                blas.use(1)
+                self._dot(a, b, out=out)
+            else:
+                gov.run(self._dot, a, b, out=out)
+        self._add(out, params["bias"], out=out)
+        self._x, self._in_shape = flat, s.shape
         return out
 
     def backward(self, grad_output: Any) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine.modules.base import Module, Prop, register
+from engine.modules.buffers import Slot
 from engine.modules.conv_ops import (
     AXES,
     KINDS,
@@ -116,6 +117,7 @@ class PoolBase(Module):
         self._geos: dict[tuple[int, ...], _Geo] = {}
         self._scratch = Scratch()
         self._state: tuple = ()
+        self._slot = Slot()
 
     def _layout(self) -> str:
         return {1: "(T, features)", 2: "(C, H, W)", 3: "(C, D, H, W)"}[self.nd]
@@ -163,16 +165,6 @@ class PoolBase(Module):
         return (shape[0], *self._geometry(shape[1:], shape).out)
 
 
-def _max(xp: Any, src: Any, geo: _Geo) -> Any:
-    if geo.K <= LOOP_MAX:
-        best = src[geo.slices[0]].copy()
-        for sl in geo.slices[1:]:
-            xp.maximum(best, src[sl], out=best)
-        return best
-    view = window_view(xp, src, geo.k, geo.s, geo.out, k_last=True)
-    return view.max(axis=tuple(range(-geo.nd, 0)))
-
-
 def _max_arg(xp: Any, src: Any, geo: _Geo) -> tuple[Any, Any]:
     """Maxima and the window offset number of each (first maximum in scan order wins)."""
     if geo.K <= LOOP_MAX:
@@ -189,12 +181,70 @@ def _max_arg(xp: Any, src: Any, geo: _Geo) -> tuple[Any, Any]:
     return xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0], arg
 
 
+class _MaxPlan:
+    """Buffers and views of a MaxPooling for one input array (reused while it comes back).
+
+    Windows that tile the input (stride == window, no padding, 2-D) reduce in two stages over
+    strided views: the ``kh`` rows of each window, then the ``kw`` columns of the result, one
+    ``maximum`` per extra row or column into preallocated buffers. Other small windows take
+    one ``maximum`` per window offset; large (global) windows one reduction of a window view.
+    """
+
+    def __init__(self, mod: PoolBase, x: Any) -> None:
+        xp = mod.xp
+        xb, single = mod._canon(x)
+        geo = mod._geometry(tuple(xb.shape[2:]), tuple(x.shape))
+        n, c = xb.shape[:2]
+        self.xb = xb
+        if any(geo.p):
+            shape = tuple(d + 2 * p for d, p in zip(xb.shape, (0, 0, *geo.p), strict=True))
+            buf = xp.full(shape, -np.inf, dtype=xb.dtype)
+            self.x_dst, src = buf[interior((0, 0, *geo.p))], buf
+        else:
+            self.x_dst, src = None, xb
+        self.out = xp.empty((n, c, *geo.out), dtype=xb.dtype)
+        self.stages: list[tuple[Any, list[Any]]] = []
+        self.reduce = None
+        tiles = geo.nd == 2 and geo.k == geo.s and not any(geo.p) and geo.K > 1
+        if tiles:
+            (oh, ow), (kh, kw) = geo.out, geo.k
+            rows = src[:, :, : oh * kh, : ow * kw].reshape(n, c, oh, kh, ow * kw)
+            mid = xp.empty((n, c, oh, ow * kw), dtype=xb.dtype) if kh > 1 else rows[:, :, :, 0]
+            if kh > 1:
+                self.stages.append((mid, [rows[:, :, :, i] for i in range(kh)]))
+            cols = mid.reshape(n, c, oh, ow, kw)
+            self.stages.append((self.out, [cols[..., j] for j in range(kw)]))
+        elif geo.K <= LOOP_MAX:
+            self.stages.append((self.out, [src[sl] for sl in geo.slices]))
+        else:
+            self.reduce = window_view(xp, src, geo.k, geo.s, geo.out, k_last=True)
+            self.axes = tuple(range(-geo.nd, 0))
+        self.view = mod._uncanon(self.out, single)
+        self.state = (tuple(x.shape), single, src, geo, None)
+
+    def run(self, xp: Any) -> Any:
+        if self.x_dst is not None:
+            xp.copyto(self.x_dst, self.xb)
+        if self.reduce is not None:
+            self.reduce.max(axis=self.axes, out=self.out)
+            return self.view
+        for dst, parts in self.stages:
+            if len(parts) == 1:
+                xp.copyto(dst, parts[0])
+                continue
+            xp.maximum(parts[0], parts[1], out=dst)
+            for part in parts[2:]:
+                xp.maximum(dst, part, out=dst)
+        return self.view
+
+
 @register
 class MaxPooling(PoolBase):
     """Max over windows; a Fork whose optional second output is the argmax index tensor."""
 
     type_name = "MaxPooling"
     fork = True
+    owns_output = True  # one successor: its own buffer, which backward never reads
     example = {
         "props": {"width": 3, "height": 2, "strideX": 2, "strideY": 1, "padX": 1},
         "inputs": [(2, 4, 7)],
@@ -206,20 +256,27 @@ class MaxPooling(PoolBase):
         return [self._pooled_shape(in_shape)] * max(self.n_next, 1)
 
     def forward(self, x: Any) -> Any:
+        n_out = max(self.n_next, 1)
+        s = self._slot
+        if n_out == 1 and x is s.x and x.shape == s.shape:
+            plan = s.data
+        elif n_out == 1:
+            plan = s.keep(x, _MaxPlan(self, x))
+        else:
+            return self._forward_with_indices(x, n_out)
+        self._state = plan.state
+        return [plan.run(self.xp)]
+
+    def _forward_with_indices(self, x: Any, n_out: int) -> Any:
         xp = self.xp
         xb, single = self._canon(x)
         geo = self._geometry(tuple(xb.shape[2:]), tuple(x.shape))
         src = pad_input(xp, self._scratch, "pad", xb, (0, 0, *geo.p), -np.inf)
-        n_out = max(self.n_next, 1)
-        if n_out >= 2:
-            values, arg = _max_arg(xp, src, geo)
-        else:  # no index consumer: plain maxima; backward finds the argmax when it needs it
-            values, arg = _max(xp, src, geo), None
+        values, arg = _max_arg(xp, src, geo)
         self._state = (tuple(x.shape), single, src, geo, arg)
         out = self._uncanon(values, single)
         outs = [out] * n_out
-        if n_out >= 2:
-            outs[1] = self._uncanon(geo.flat_index(xp, arg).astype(values.dtype), single)
+        outs[1] = self._uncanon(geo.flat_index(xp, arg).astype(values.dtype), single)
         return outs
 
     def backward(self, grad_output: Any) -> Any:

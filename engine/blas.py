@@ -1,0 +1,150 @@
+"""Threads of the BLAS under numpy, chosen deliberately per product (OpenBLAS via ``ctypes``).
+
+Measured on the 2-core machines this engine targets: a second OpenBLAS thread halves a 1024x784
+matrix-vector product (35 -> 18 us) and a large convolution GEMM when the other core is free,
+but when another process keeps that core busy the caller waits for a worker that cannot run,
+and the same product takes milliseconds. DRAM-bound products (a 450 MB weight matrix) gain
+nothing from a second thread. So there is no fixed answer: each product large enough to care
+(``PARALLEL_MIN_MACS``) gets a :class:`Threads` governor that times its own calls, runs on
+whichever of 1 or all threads is faster lately, and re-probes the other choice now and then
+(backing off while the probes keep losing). Smaller products always run on one thread.
+
+:func:`use` switches the OpenBLAS thread count (as threadpoolctl does, through the library's
+own entry point, and only when it changes). The kernels OpenBLAS picks are left alone: an
+``OPENBLAS_CORETYPE`` in the environment is the user's choice (:func:`info` reports it).
+Without OpenBLAS (MKL, Apple Accelerate, cupy) thread control is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# Products with fewer multiply-accumulates (about 10 us of work) always run on one thread.
+PARALLEL_MIN_MACS = 500_000
+
+
+class _OpenBLAS:
+    """The loaded OpenBLAS's C entry points (found lazily), or nothing."""
+
+    def __init__(self) -> None:
+        self.lib = None
+        self.prefix = ""
+        self.threads = 0  # what we last set (0: not known)
+        self._looked = False
+
+    def find(self) -> bool:
+        if self._looked:
+            return self.lib is not None
+        self._looked = True
+        path = _loaded_openblas()
+        if path is None:
+            return False
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            return False
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                name = f"{prefix}_set_num_threads{suffix}"
+                if hasattr(lib, name) and hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
+                    self.lib, self.prefix = lib, (prefix, suffix)
+                    getattr(lib, name).argtypes = [ctypes.c_int]
+                    self._set = getattr(lib, name)
+                    self._get = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+                    corename = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                    if corename is not None:
+                        corename.restype = ctypes.c_char_p
+                    self._corename = corename
+                    self.threads = int(self._get())
+                    return True
+        return False
+
+
+def _loaded_openblas() -> str | None:
+    """Path of the OpenBLAS shared library numpy loaded (Linux: from /proc/self/maps)."""
+    import numpy  # noqa: F401, PLC0415  (make sure it is loaded)
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                path = line.rsplit(" ", 1)[-1].strip()
+                if "openblas" in path.lower() and ".so" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+_BLAS = _OpenBLAS()
+_clock = time.perf_counter
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def use(n: int) -> None:
+    """Run the following BLAS calls on ``n`` threads (a no-op when already so, or no OpenBLAS)."""
+    if n == _BLAS.threads:
+        return
+    if _BLAS.find():
+        _BLAS._set(int(n))
+        _BLAS.threads = int(n)
+
+
+def governor(macs: int) -> Threads | None:
+    """A :class:`Threads` for a product of ``macs`` multiply-accumulates, or None (one thread)."""
+    if macs < PARALLEL_MIN_MACS or CPUS < 2:
+        return None
+    return Threads()
+
+
+class Threads:
+    """Runs one product on 1 or ``CPUS`` threads, whichever its own recent calls say is faster.
+
+    The chosen count's time is a moving average of its calls; the other count's time is its
+    last probe. A probe runs every ``interval`` calls; each losing probe doubles the interval
+    (up to 1024 calls), a winning one switches and resets it.
+    """
+
+    __slots__ = ("times", "choice", "countdown", "interval")
+
+    def __init__(self) -> None:
+        self.times = {1: 0.0, CPUS: 0.0}  # 0.0: not measured yet (tried first)
+        self.choice = CPUS
+        self.countdown = 1
+        self.interval = 16
+
+    def run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
+        times, choice = self.times, self.choice
+        self.countdown -= 1
+        probe = self.countdown <= 0
+        n = (1 if choice != 1 else CPUS) if probe else choice
+        use(n)
+        t0 = _clock()
+        fn(*args, **kwargs)
+        dt = _clock() - t0
+        if probe or not times[n]:
+            times[n] = dt
+        else:
+            times[n] += 0.25 * (dt - times[n])
+        other = 1 if choice != 1 else CPUS
+        if times[other] and times[other] < times[choice] * 0.9:
+            self.choice, self.interval = other, 16
+            self.countdown = self.interval
+        elif probe:
+            if times[other]:
+                self.interval = min(self.interval * 2, 1024)
+            self.countdown = self.interval if times[other] else 1
+
+
+def info() -> dict[str, object]:
+    """What the bench reports: library, kernels, threads, and whether we chose the kernels."""
+    if not _BLAS.find():
+        return {"library": None, "corename": None, "threads": None}
+    core = _BLAS._corename().decode() if _BLAS._corename is not None else None
+    return {"library": "OpenBLAS", "corename": core, "threads": int(_BLAS._get()),
+            "coretype_env": os.environ.get("OPENBLAS_CORETYPE")}
