@@ -25,6 +25,9 @@ from engine.errors import DianneError, FormatError, ModuleError
 from engine.modules import Module, module_class
 from engine.plan import STATE, Program, Step
 
+# Extra memory eval() lets modules keep for derived weights, as a fraction of the parameters.
+FREEZE_BUDGET = 0.15
+
 # Properties that are informational (or handled here) and never passed to a module's constructor.
 _NOT_CONSTRUCTOR = ("name", "category", "trainable")
 
@@ -378,7 +381,19 @@ class Network:
         return self
 
     def eval(self) -> Network:
-        return self.train(False)
+        """Inference mode: ``train(False)``, and modules that can keep forms derived from their
+        weights do so (``freeze``: the Winograd weights of large 3x3 convolutions), their weight
+        arrays read-only until ``train()``, ``set_weights`` or ``reset``. What they keep is
+        bounded by ``FREEZE_BUDGET`` times the parameters' size, largest modules first."""
+        self.train(False)
+        budget = FREEZE_BUDGET * sum(p.nbytes for m in self.modules.values()
+                                     for p in m.params.values())
+        costs = [(m.freeze_bytes(), m) for m in self.modules.values() if hasattr(m, "freeze")]
+        for cost, mod in sorted(costs, key=lambda c: -c[0]):
+            if 0 < cost <= budget:
+                budget -= cost
+                mod.freeze()
+        return self
 
     def parameter_sizes(self) -> dict[str, int]:
         """Module id -> length of its weight-file vector, for modules that have parameters."""

@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import time
+import timeit
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 NAME = "forward"
 HELP = "single-sample forward time: ours vs ONNX Runtime and PyTorch (same network, same run)"
 NETS = ("mlp20", "mlp1024", "lenet", "overfeat")
-ROUNDS = 5
+ROUNDS = 20  # interleaving: every engine runs calls/ROUNDS calls in turn, ROUNDS times
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,9 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _timed(engines: dict[str, Any], calls: int) -> dict[str, np.ndarray]:
     """Per-call seconds of every engine, interleaved in rounds."""
     times: dict[str, list[float]] = {k: [] for k in engines}
-    per_round = max(1, calls // ROUNDS)
+    rounds = min(calls, ROUNDS)
+    per_round = max(1, calls // rounds)
     clock = time.perf_counter
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, fn in engines.items():
             out = times[name]
             for _ in range(per_round):
@@ -111,16 +113,25 @@ def bench_net(key: str, calls: int | None, backend: Any) -> dict[str, Any]:
 
 
 def _roofline(net: Any, ours_us: float) -> dict[str, Any]:
-    """Time to stream every weight once (one pass of sums over all parameters, best of 3)."""
+    """The memory roofline: the time to stream every weight from memory once, measured as
+    matrix-vector products over all parameters (BLAS on one thread and on all: the better),
+    best of 3 passes."""
+    from engine import blas  # noqa: PLC0415
+
     xp = net.xp
-    params = [p for m in net.modules.values() for p in m.params.values()]
+    mats = [p.reshape(p.shape[0], -1) for m in net.modules.values() for p in m.params.values()
+            if p.ndim > 1]
+    vecs = [xp.ones(a.shape[1], dtype=a.dtype) for a in mats]
+    outs = [xp.empty(a.shape[0], dtype=a.dtype) for a in mats]
     best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for p in params:
-            xp.add.reduce(p.reshape(-1))
-        best = min(best, time.perf_counter() - t0)
-    nbytes = sum(int(p.nbytes) for p in params)
+    for threads in sorted({1, blas.CPUS}):
+        blas.use(threads)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for a, v, o in zip(mats, vecs, outs, strict=True):
+                xp.dot(a, v, out=o)
+            best = min(best, time.perf_counter() - t0)
+    nbytes = sum(int(a.nbytes) for a in mats)
     return {"roofline_ms": best * 1e3, "ratio_roofline": ours_us / (best * 1e6),
             "bandwidth_gb_s": nbytes / best / 1e9}
 
@@ -153,7 +164,7 @@ def overfeat_memory() -> dict[str, Any]:
         got = json.loads(out.strip().splitlines()[-1])
     except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
         return {"peak_mb": None, "memory_note": f"not measured: {exc}"}
-    mb = 1024 * 1024
+    mb = 1e6
     return {"peak_mb": got["peak"] / mb, "weights_mb": got["weights"] / mb,
             "rss_before_forward_mb": got["before"] / mb,
             "peak_ratio": got["peak"] / got["weights"]}
@@ -172,13 +183,12 @@ def module_overhead(backend: Any) -> dict[str, float]:
 
     short, long = chain(8), chain(40)
     x = np.ones(1, dtype=np.float32)
-    a, z = np.ones(1, np.float32), np.zeros(1, np.float32)
-    times = _timed({"short": lambda: short.forward(x), "long": lambda: long.forward(x),
-                    "ufunc": lambda: np.maximum(a, z, out=a)}, 20000)
+    times = _timed({"short": lambda: short.forward(x), "long": lambda: long.forward(x)}, 20000)
     per_call = (np.median(times["long"]) - np.median(times["short"])) / 32 * 1e6
-    floor = float(np.median(times["ufunc"]) * 1e6)
-    return {"per_module_us": float(per_call), "numpy_call_floor_us": floor,
-            "python_us": float(per_call - floor)}
+    a, z = np.ones(1, np.float32), np.zeros(1, np.float32)
+    floor = min(timeit.repeat(lambda: np.maximum(a, z, out=a), number=20000, repeat=5)) / 20000
+    return {"per_module_us": float(per_call), "numpy_call_floor_us": floor * 1e6,
+            "python_us": float(per_call - floor * 1e6)}
 
 
 def environment() -> dict[str, Any]:

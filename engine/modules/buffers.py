@@ -50,3 +50,6 @@ class Slot:
     def keep(self, x: Any, data: Any) -> Any:
         self.x, self.shape, self.data = x, x.shape, data
         return data
+
+    def clear(self) -> None:
+        self.x = self.shape = self.data = None

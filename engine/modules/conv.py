@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.modules import winograd
 from engine.modules.base import Module, Prop, register, uniform_fan_in
 from engine.modules.buffers import Slot
 from engine.modules.conv_ops import (
@@ -81,6 +82,8 @@ class _ConvBase(Module):
         self._scratch = Scratch()
         self._cache: tuple = ()
         self._slot = Slot()
+        self._frozen = False
+        self._wino: tuple[Any, Any] | None = None
 
     def weight_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -164,9 +167,63 @@ class Convolution(TemporalConvMixin, _ConvBase):
         else:
             xb, single = self._batch(x, self.n_in)
             out = self._out(tuple(xb.shape[2:]), tuple(x.shape))
-            plan, xb = s.keep(x, (ConvPlan(self, xb, single, out), xb))
+            wino = self._frozen and not self.training and winograd.eligible(self, xb, out)
+            kind = winograd.WinogradPlan if wino else ConvPlan
+            plan, xb = s.keep(x, (kind(self, xb, single, out), xb))
         self._cache = (plan, s.shape)
         return plan.run(self, xb)
+
+    # ------------------------------------------------------------------ frozen weights
+    def freeze(self) -> None:
+        """Inference mode (``Network.eval()``): large 3x3 layers may run as Winograd with
+        transformed weights computed once; the weight array is read-only while they are kept,
+        so a write that would leave them stale fails instead. Undone by :meth:`thaw`,
+        ``train()``, ``set_flat`` and ``reset``."""
+        if not self._frozen:
+            self._frozen = True
+            self._slot.clear()
+
+    def freeze_bytes(self) -> int:
+        """Memory :meth:`freeze` may keep (the Winograd weights), 0 when it would keep none."""
+        return winograd.kept_bytes(self)
+
+    def thaw(self) -> None:
+        if self._wino is not None:
+            self._wino[0].flags.writeable = True
+            self._wino = None
+        if self._frozen:
+            self._frozen = False
+            self._slot.clear()
+
+    def winograd_weights(self) -> Any:
+        """The Winograd-transformed weights of the current (read-only) weight array."""
+        w = self.params["weight"]
+        if self._wino is None or self._wino[0] is not w:
+            if self._wino is not None:
+                self._wino[0].flags.writeable = True
+            self._wino = (w, winograd.transform_weights(w))
+            w.flags.writeable = False
+        return self._wino[1]
+
+    def train(self, mode: bool = True) -> Convolution:
+        super().train(mode)
+        if mode:
+            self.thaw()
+        return self
+
+    def set_flat(self, flat: Any) -> None:
+        frozen = self._frozen
+        self.thaw()
+        super().set_flat(flat)
+        if frozen:
+            self.freeze()
+
+    def reset(self, rng: Any = None) -> None:
+        frozen = self._frozen
+        self.thaw()
+        super().reset(rng)
+        if frozen:
+            self.freeze()
 
     def output_buffer(self) -> Any:
         """The contiguous buffer behind the last output (may hold ignored columns): what an

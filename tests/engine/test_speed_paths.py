@@ -1,0 +1,236 @@
+"""The single-sample fast paths give the reference results: fused activations (and the ReLU run
+after a MaxPooling), reused buffers (never aliased across calls or with the caller's arrays),
+both im2col layouts, the folded bias, frozen Winograd convolutions, the small-vector
+(log-)softmax, and gradients through all of them. Tolerances: float32 1e-5, float64 1e-9."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import zoo
+from engine.builder import NetworkBuilder
+from engine.errors import DianneError
+from engine.graph import Network
+from engine.modules import conv_plan, create_module, winograd
+
+RNG = np.random.default_rng(7)
+F32 = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def chain_net(layers, dims, dtype=np.float32, seed=1):
+    b = NetworkBuilder("t")
+    ids = [b.add("Input", dims=",".join(map(str, dims)))]
+    ids += [b.add(t, **p) for t, p in layers] + [b.add("Output")]
+    b.chain(*ids)
+    return Network(b.build(), dtype=dtype, seed=seed)
+
+
+SMALL_CNN = [("Convolution", {"noInputPlanes": 2, "noOutputPlanes": 3, "kernelWidth": 3,
+                              "kernelHeight": 3, "padX": 1, "padY": 1}),
+             ("ReLU", {}), ("MaxPooling", {"width": 2, "height": 2}),
+             ("Convolution", {"noInputPlanes": 3, "noOutputPlanes": 4, "kernelWidth": 2,
+                              "kernelHeight": 2}),
+             ("Sigmoid", {}),
+             ("Linear", {"input": 4 * 3 * 3, "output": 5}), ("Tanh", {}),
+             ("Linear", {"input": 5, "output": 3}), ("LogSoftmax", {})]
+
+
+def reference(net, x):
+    """Every module's own forward on a fresh copy of its input, in order: no fusion, no
+    shared buffers (the executor's result must equal this)."""
+    v = np.array(x, dtype=net.dtype)
+    for mid in net.order:
+        out = net.modules[mid].forward(np.array(v))
+        v = np.array(out[0] if isinstance(out, list) else out)
+    return v
+
+
+@pytest.mark.parametrize("desc_dims", [
+    (lambda: zoo.mlp([784, 20, 10]), (784,)),
+    (zoo.lenet5, (1, 28, 28)),
+    (None, (2, 8, 8)),
+])
+def test_fused_network_equals_module_by_module_reference(desc_dims):
+    make, dims = desc_dims
+    net = Network(make(), seed=2) if make else chain_net(SMALL_CNN, dims)
+    ref = Network(net.description, seed=2) if make else chain_net(SMALL_CNN, dims)
+    prog_x = RNG.standard_normal(dims).astype(np.float32)
+    got = net.forward(prog_x)
+    np.testing.assert_allclose(got, reference(ref, prog_x), **F32)
+    ops = net._programs[tuple(net.outputs)]
+    assert ops.chain is not None and len(ops.ops) < len(net.order) - 1  # something was fused
+
+
+def test_lenet_program_fuses_conv_relu_pool_and_linear_activation():
+    net = Network(zoo.lenet5())
+    net.forward(np.zeros((1, 28, 28), np.float32))
+    ops = net._programs[tuple(net.outputs)].ops
+    assert [op.step.module.type_name for op in ops] == [
+        "Input", "Convolution", "Convolution", "Linear", "Linear", "Linear"]
+    assert [net.modules[op.mids[-1]].type_name for op in ops] == [
+        "Input", "MaxPooling", "MaxPooling", "ReLU", "ReLU", "LogSoftmax"]
+
+
+def test_results_are_not_aliased_across_calls_nor_with_the_input():
+    net = Network(zoo.lenet5(), seed=0)
+    x1 = RNG.standard_normal((1, 28, 28)).astype(np.float32)
+    x2 = RNG.standard_normal((1, 28, 28)).astype(np.float32)
+    keep1 = x1.copy()
+    y1 = net.forward(x1)
+    saved = y1.copy()
+    y2 = net.forward(x2)
+    np.testing.assert_array_equal(y1, saved)  # the first result survives the second call
+    np.testing.assert_array_equal(x1, keep1)  # in-place activations never touch the caller's
+    assert not np.shares_memory(y1, y2)
+    y1 += 100.0  # the caller may write into a result: the next pass is unaffected
+    np.testing.assert_allclose(net.forward(x2), y2, **F32)
+    np.testing.assert_allclose(net.forward(x1), saved, **F32)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-9)])
+def test_batch_through_fused_network_equals_stacked_singles(dtype, tol):
+    net = chain_net(SMALL_CNN, (2, 8, 8), dtype=dtype)
+    xs = RNG.standard_normal((4, 2, 8, 8)).astype(dtype)
+    singles = np.stack([net.forward(x) for x in xs])
+    batch = net.forward(xs)
+    assert batch.dtype == dtype
+    np.testing.assert_allclose(batch, singles, rtol=tol, atol=tol)
+    np.testing.assert_allclose(net.forward(xs[1]), singles[1], rtol=tol, atol=tol)
+
+
+def test_gradients_through_fused_network_match_finite_differences():
+    net = chain_net(SMALL_CNN, (2, 8, 8), dtype=np.float64, seed=4)
+    x = RNG.standard_normal((2, 8, 8))
+    g = RNG.standard_normal(3)
+    net.zero_grad()
+    net.forward(x)
+    gx = net.backward(g)[net.inputs[0]]
+    conv = next(m for m in net.modules.values() if m.type_name == "Convolution")
+    w = conv.params["weight"]
+    analytic_w = conv.grads["weight"].copy()
+
+    def loss():
+        return float(net.forward(x) @ g)
+
+    eps = 1e-6
+    for arr, analytic in ((x, gx), (w, analytic_w)):
+        flat, num = arr.reshape(-1), np.zeros(arr.size)
+        for j in range(0, arr.size, 7):  # a spread of entries keeps the test fast
+            old = flat[j]
+            flat[j] = old + eps
+            up = loss()
+            flat[j] = old - eps
+            num[j] = (up - loss()) / (2 * eps)
+            flat[j] = old
+        picked = np.arange(0, arr.size, 7)
+        np.testing.assert_allclose(analytic.reshape(-1)[picked], num[picked], rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_shifted_and_im2col_layouts_and_folded_bias_agree(monkeypatch):
+    x = RNG.standard_normal((3, 9, 7)).astype(np.float64)
+    props = {"noInputPlanes": 3, "noOutputPlanes": 4, "kernelWidth": 3, "kernelHeight": 2,
+             "padX": 1}
+    results = []
+    for extra, aug in ((10**9, 10**9), (-1, 0)):  # shifted + bias in GEMM, then neither
+        monkeypatch.setattr(conv_plan, "SHIFTED_MAX_EXTRA_MACS", extra)
+        monkeypatch.setattr(conv_plan, "AUG_MAX_WEIGHTS", aug)
+        conv = create_module("Convolution", dtype=np.float64, **props)
+        conv.reset(5)
+        y = np.array(conv.forward(x))
+        plan = conv._cache[0]
+        assert plan.shifted == (extra > 0) and plan.aug == (aug > 0)
+        gx = conv.backward(np.random.default_rng(11).standard_normal(y.shape))
+        results.append((y, gx, conv.grads["weight"].copy(), conv.grads["bias"].copy()))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def winograd_conv(monkeypatch, c_in=6, c_out=5):
+    monkeypatch.setattr(winograd, "MIN_MACS", 0)
+    conv = create_module("Convolution", noInputPlanes=c_in, noOutputPlanes=c_out,
+                         kernelWidth=3, kernelHeight=3, padX=1, padY=1)
+    conv.reset(2)
+    return conv
+
+
+def test_frozen_winograd_equals_direct_and_locks_the_weights(monkeypatch):
+    conv = winograd_conv(monkeypatch)
+    x = RNG.standard_normal((6, 7, 9)).astype(np.float32)  # odd sizes: partial tiles
+    direct = np.array(conv.forward(x))
+    conv.freeze()
+    fast = np.array(conv.forward(x))
+    assert type(conv._cache[0]).__name__ == "WinogradPlan"
+    np.testing.assert_allclose(fast, direct, **F32)
+    with pytest.raises(ValueError, match="read-only"):
+        conv.params["weight"][0, 0, 0, 0] = 1.0  # would leave the transformed weights stale
+    new = conv.get_flat() * 0.5
+    conv.set_flat(new)  # the supported way: the kept weights follow
+    np.testing.assert_allclose(conv.forward(x), direct * 0.5, **F32)
+    batch = np.array(conv.forward(np.stack([x, -x])))
+    np.testing.assert_allclose(batch[1], np.array(conv.forward(-x)), **F32)
+    conv.train()  # training: back to the direct path, weights writable
+    conv.params["weight"][0, 0, 0, 0] = 1.0
+    assert type((conv.forward(x), conv._cache[0])[1]).__name__ == "ConvPlan"
+
+
+def test_backward_after_a_frozen_forward(monkeypatch):
+    conv = winograd_conv(monkeypatch)
+    x = RNG.standard_normal((6, 6, 6)).astype(np.float32)
+    g = RNG.standard_normal((5, 6, 6)).astype(np.float32)
+    conv.forward(x)
+    want = conv.backward(g)
+    want_w = conv.grads["weight"].copy()
+    conv.zero_grad()
+    conv.freeze()
+    conv.forward(x)
+    np.testing.assert_allclose(conv.backward(g), want, **F32)
+    np.testing.assert_allclose(conv.grads["weight"], want_w, rtol=1e-4, atol=1e-4)
+
+
+def test_network_eval_freezes_within_its_memory_budget(monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_MACS", 0)
+    conv = ("Convolution", {"noInputPlanes": 4, "noOutputPlanes": 4, "kernelWidth": 3,
+                            "kernelHeight": 3, "padX": 1, "padY": 1})
+    net = chain_net([conv, ("ReLU", {}), conv, ("ReLU", {})], (4, 6, 6))
+    x = RNG.standard_normal((4, 6, 6)).astype(np.float32)
+    want = net.forward(x)
+    convs = [m for m in net.modules.values() if m.type_name == "Convolution"]
+    import engine.graph as graph  # noqa: PLC0415
+
+    monkeypatch.setattr(graph, "FREEZE_BUDGET", 1.0)  # room for one layer's 16/9 x weights
+    net.eval()
+    assert sorted(c._frozen for c in convs) == [False, True]
+    np.testing.assert_allclose(net.forward(x), want, **F32)
+    net.train()
+    assert not any(c._frozen for c in convs)
+
+
+@pytest.mark.parametrize("kind", ["Softmax", "LogSoftmax"])
+def test_small_vector_softmax_paths_match_the_shifted_formula(kind):
+    mod = create_module(kind)
+    for x in (RNG.standard_normal(10).astype(np.float32) * 5,
+              np.array([1000.0, 999.0, -5.0], np.float32),  # large: the shifted form
+              RNG.standard_normal(300).astype(np.float32)):  # long: the shifted form
+        s = x.astype(np.float64) - x.max()
+        logp = s - np.log(np.exp(s).sum())
+        want = np.exp(logp) if kind == "Softmax" else logp
+        np.testing.assert_allclose(mod.forward(x), want, rtol=1e-5, atol=2e-6)
+        inplace = x.copy()
+        mod.forward_inplace(inplace)
+        np.testing.assert_allclose(inplace, want, rtol=1e-5, atol=2e-6)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(mod.forward(np.array([np.nan, 1.0], np.float32))).all()
+
+
+def test_fused_forward_errors_name_the_module(monkeypatch):
+    net = Network(zoo.mlp([784, 20, 10]))
+    relu = next(m for m in net.modules.values() if m.type_name == "ReLU")
+
+    def broken(x, full=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(relu, "forward_inplace", broken)  # before the plan fuses it
+    with pytest.raises(DianneError, match=r"Linear .*forward failed: boom"):
+        net.forward(np.zeros(784, np.float32))
