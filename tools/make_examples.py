@@ -1,10 +1,15 @@
 """Developer script: (re)build the example networks in ``resources/examples``.
 
 Writes each example as a DIANNE network folder (``modules.txt``, ``layout.txt``) with fixed
-module UUIDs, and trains ``mnist-mlp`` on samples [0, 9000) of the bundled MNIST test set with
-plain mini-batch SGD through the engine's own forward/backward, so the example can be evaluated
-out of the box on the held-back samples [9000, 10000). Not installed; run from the repository
-root: ``python tools/make_examples.py``.
+module UUIDs, and trains the MNIST ones with ``engine.training`` on samples [0, 9000) of the
+bundled MNIST test set — the same split and recipes as the ``dianne train`` commands in
+``docs/readme/training.md`` — so they evaluate out of the box on the held-back [9000, 10000).
+The CIFAR-10 CNN ships untrained (no CIFAR data is bundled). Not installed; run from the
+repository root: ``python tools/make_examples.py [NAME ...]`` (default: all).
+
+Examples: ``mnist-mlp`` (784-100-10), ``lenet`` (LeNet-5 style), ``cifar10-cnn`` (three
+conv/pool stages). ``mnist-biglittle`` and ``mnist-cascade`` are built from the trained LeNet by
+``tools/make_biglittle_examples.py`` (run this script first).
 """
 
 from __future__ import annotations
@@ -15,23 +20,30 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.builder import NetworkBuilder  # noqa: E402
-from engine.datasets.spec import open_dataset  # noqa: E402
-from engine.description import write_network  # noqa: E402
+from engine.datasets import apply_options, open_dataset, splits  # noqa: E402
+from engine.description import NetworkDescription, write_network  # noqa: E402
+from engine.evaluation import evaluate_network  # noqa: E402
 from engine.graph import Network  # noqa: E402
+from engine.training import TrainConfig, Trainer  # noqa: E402
 from engine.weights import weight_filename, write_weights  # noqa: E402
 
 OUT = ROOT / "resources" / "examples"
 DIGITS = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+CIFAR10 = "[airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck]"
+CROP = {"cropWidth": "28", "cropHeight": "28"}
+# The recipes of docs/readme/training.md (flat DIANNE learner options).
+MLP_RECIPE = {"method": "ADAM", "learningRate": "0.001", "batchSize": "32", "epochs": 20,
+              "cropPadding": "1", **CROP}
+LENET_RECIPE = {"method": "SGD", "learningRate": "0.05", "momentum": "0.9", "batchSize": "32",
+                "decayRate": "0.0003", "epochs": 15, "cropPadding": "2", **CROP}
 
 
 def uid(example: int, k: int) -> str:
-    """Stable, readable module UUIDs: ddddeeee-0000-4000-8000-0000000000kk."""
+    """Stable, readable module UUIDs: d1a00eXX-0000-4000-8000-0000000000kk."""
     return f"d1a00e{example:02x}-0000-4000-8000-{k:012x}"
 
 
@@ -42,64 +54,48 @@ def chain(name: str, about: str, example: int, layers: list[tuple[str, dict]]):
         props = dict(props)
         ids.append(b.add(type_name, name=props.pop("name", None), id=uid(example, k), **props))
     b.chain(*ids)
-    return b.build(), ids
+    return b.build(), {m: (80 + 170 * k, 200) for k, m in enumerate(ids)}
 
 
-def layout_for(ids: list[str]) -> str:
-    nodes = [{"id": m, "positionX": 80 + 170 * k, "positionY": 200} for k, m in enumerate(ids)]
+def layout_for(desc: NetworkDescription, positions: dict[str, tuple[int, int]]) -> str:
+    nodes = [{"id": m, "positionX": x, "positionY": y} for m, (x, y) in positions.items()]
+    edges = [(m, n) for m in positions for n in desc.modules[m].next]
     cons = [{"connectionId": f"con_{4 * k + 8}", "sourceId": a, "targetId": b,
              "anchors": [[1, 0.5, 1, 0, 0, 0], [0, 0.5, -1, 0, 0, 0]]}
-            for k, (a, b) in enumerate(zip(ids, ids[1:], strict=False))]
+            for k, (a, b) in enumerate(edges)]
     return json.dumps({"nodes": nodes, "connections": cons}, separators=(",", ":"))
 
 
-def train(desc, epochs: int, lr: float, batch: int = 32, seed: int = 1) -> Network:
-    data = open_dataset("mnist", range_=(0, 9000))
-    net = Network(desc, backend="numpy", seed=seed).train()
-    rng = np.random.default_rng(seed)
-    velocity = {}
-    for epoch in range(epochs):
-        order = rng.permutation(len(data))
-        loss_sum, start = 0.0, time.time()
-        for s in range(0, len(order) - batch + 1, batch):
-            idx = order[s : s + batch]
-            x, t = data.inputs(idx), data.target_indices(idx)
-            net.zero_grad()
-            logp = net.forward(x)
-            loss_sum += -float(logp[np.arange(batch), t].mean())
-            grad = np.zeros_like(logp)
-            grad[np.arange(batch), t] = -1.0 / batch
-            net.backward(grad)
-            for mod in net.modules.values():
-                for pname, g in mod.grads.items():
-                    v = velocity.setdefault((mod.id, pname), np.zeros_like(g))
-                    v *= 0.9
-                    v -= lr * g
-                    mod.params[pname] += v
-        print(f"{desc.name} epoch {epoch + 1}: loss {loss_sum / (len(order) // batch):.4f} "
-              f"({time.time() - start:.1f} s)")
-    return net.eval()
+def train(net: Network, recipe: dict) -> float:
+    """Train on [0, 9000) of the bundled MNIST; return the accuracy on [9000, 10000)."""
+    options = {k: v for k, v in recipe.items() if k != "epochs"}
+    options.update(criterion="AUTO", sampling="PERMUTATION", clean="true")
+    data = open_dataset("mnist")
+    train_set, _, test_set = splits(len(data)).apply(data)
+    config = TrainConfig.from_options(options)
+    trainer = Trainer(net, apply_options(train_set, options), config, seed=1)
+    start = time.perf_counter()
+    result = trainer.run(epochs=recipe["epochs"])
+    acc = evaluate_network(net, test_set, trainer.output).accuracy
+    print(f"{net.description.name}: loss {result['train_loss']:.4f}, held-back "
+          f"accuracy {acc:.4f} ({time.perf_counter() - start:.0f} s)")
+    return acc
 
 
-def held_back_accuracy(net: Network) -> float:
-    data = open_dataset("mnist", range_=(9000, 10000))
-    out = net.forward(data.inputs(range(len(data))))
-    return float((out.argmax(axis=1) == data.target_indices(range(len(data)))).mean())
-
-
-def save(desc, ids, folder: Path, net: Network | None) -> None:
+def save(desc: NetworkDescription, positions: dict, net: Network | None) -> None:
+    folder = OUT / desc.name
     if folder.exists():
         shutil.rmtree(folder)
     write_network(desc, folder)
-    (folder / "layout.txt").write_text(layout_for(ids))
+    (folder / "layout.txt").write_text(layout_for(desc, positions))
     if net is not None:
         for mid, flat in net.get_weights().items():
             write_weights(folder / weight_filename(mid), flat)
 
 
-def main() -> None:
-    mlp, mlp_ids = chain("mnist-mlp", "MNIST MLP 784-100-10 (ReLU, LogSoftmax), trained on "
-                         "samples 0-8999 of the bundled set", 1, [
+def mnist_mlp() -> None:
+    desc, pos = chain("mnist-mlp", "MNIST MLP 784-100-10 (ReLU, LogSoftmax), trained on "
+                      "samples 0-8999 of the bundled set", 1, [
         ("Input", {"dims": "1,28,28"}),
         ("Linear", {"input": 784, "output": 100}),
         ("ReLU", {}),
@@ -107,11 +103,14 @@ def main() -> None:
         ("LogSoftmax", {}),
         ("Output", {"labels": DIGITS}),
     ])
-    net = train(mlp, epochs=8, lr=0.05)
-    print(f"mnist-mlp: accuracy on samples 9000-9999: {held_back_accuracy(net):.4f}")
-    save(mlp, mlp_ids, OUT / "mnist-mlp", net)
+    net = Network(desc, backend="numpy", seed=1)
+    train(net, MLP_RECIPE)
+    save(desc, pos, net)
 
-    lenet, lenet_ids = chain("lenet", "LeNet-5 for MNIST (untrained structure)", 2, [
+
+def lenet() -> None:
+    desc, pos = chain("lenet", "LeNet-5 style CNN for MNIST, trained on samples 0-8999 of the "
+                      "bundled set", 2, [
         ("Input", {"dims": "1,28,28"}),
         ("Convolution", {"noInputPlanes": 1, "noOutputPlanes": 6, "kernelWidth": 5,
                          "kernelHeight": 5, "padX": 2, "padY": 2}),
@@ -129,8 +128,36 @@ def main() -> None:
         ("LogSoftmax", {}),
         ("Output", {"labels": DIGITS}),
     ])
-    save(lenet, lenet_ids, OUT / "lenet", None)
+    net = Network(desc, backend="numpy", seed=1)
+    train(net, LENET_RECIPE)
+    save(desc, pos, net)
+
+
+def cifar10_cnn() -> None:
+    conv = lambda i, o, k: ("Convolution", {  # noqa: E731
+        "noInputPlanes": i, "noOutputPlanes": o, "kernelWidth": k, "kernelHeight": k,
+        "padX": k // 2, "padY": k // 2})
+    pool = ("MaxPooling", {"width": 2, "height": 2})
+    desc, pos = chain("cifar10-cnn", "Small CNN for CIFAR-10 (3x32x32): three conv/ReLU/pool "
+                      "stages 16-32-64, then 1024-64-10 (untrained)", 3, [
+        ("Input", {"dims": "3,32,32"}),
+        conv(3, 16, 5), ("ReLU", {}), pool,
+        conv(16, 32, 5), ("ReLU", {}), pool,
+        conv(32, 64, 3), ("ReLU", {}), pool,
+        ("Linear", {"input": 1024, "output": 64}), ("ReLU", {}),
+        ("Linear", {"input": 64, "output": 10}), ("LogSoftmax", {}),
+        ("Output", {"labels": CIFAR10}),
+    ])
+    save(desc, pos, None)
+
+
+BUILDERS = {"mnist-mlp": mnist_mlp, "lenet": lenet, "cifar10-cnn": cifar10_cnn}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(BUILDERS):
+        BUILDERS[name]()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
