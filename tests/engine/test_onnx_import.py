@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
+from engine import composite
 from engine.builder import NetworkBuilder
 from engine.description import read_network
 from engine.errors import FormatError, ModuleError
@@ -35,6 +36,14 @@ EXPORT_ONLY_VARIANTS = {"Scale-15", "Frame-16", "Frame-17"}
 EXAMPLES = sorted(p for p in (ROOT / "resources" / "examples").iterdir()
                   if (p / "modules.txt").is_file())
 TOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _forget_composites():
+    """Composite types used here are unregistered again (registry-wide tests count only the
+    built-in types)."""
+    yield
+    composite.unregister_composites()
 
 
 def imported(model) -> Network:
