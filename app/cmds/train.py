@@ -53,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=float, metavar="M")
     p.add_argument("--nesterov", type=float, metavar="M", help="Nesterov momentum M")
     p.add_argument("--l2", type=float, metavar="W", help="weight decay")
-    p.add_argument("--criterion", default="AUTO", metavar="C",
+    p.add_argument("--criterion", metavar="C",
                    help="AUTO (default), NLL, MSE, ABS, BCE, CE (cross-entropy on logits)")
-    p.add_argument("--sampling", default="PERMUTATION", metavar="S",
+    p.add_argument("--sampling", metavar="S",
                    help="PERMUTATION (default), UNIFORM, SEQUENTIAL, WEIGHTED, UNIFORMCLASS")
     p.add_argument("--clean", action="store_true", help="start from a fresh initialisation")
     p.add_argument("--tag", metavar="T", help="weight tag to load from and store under")
@@ -74,11 +74,14 @@ def learner_options(args: argparse.Namespace) -> dict[str, str]:
     """The flat option map of the command line (``-o`` first, explicit flags win)."""
     from engine.errors import DianneError  # noqa: PLC0415
 
-    options: dict[str, str] = {}
+    options: dict[str, str] = {"criterion": "AUTO", "sampling": "PERMUTATION"}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise DianneError(f"-o takes KEY=VALUE. Received: {item!r}")
+        if key.strip() == "range":
+            raise DianneError(f"the sample range is --range A,B (it applies before the split). "
+                              f"Received: {item!r}")
         options[key.strip()] = value.strip()
     for key in LEARNER_FLAGS:
         value = getattr(args, key, None)
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                            other=args.other)
     cut = splits(len(dataset), args.split, args.validation)
     train_set, val_set, test_set = cut.apply(dataset)
-    train_set = apply_options(train_set, {k: v for k, v in options.items() if k != "range"})
+    train_set = apply_options(train_set, options)
     trainer = Trainer(net, train_set, config, validation=val_set, seed=args.seed,
                       output=args.output)
     folder, store = weight_store(source, repo)

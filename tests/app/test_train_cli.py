@@ -63,9 +63,10 @@ def test_standalone_folder_keeps_its_weights(tmp_path):
     before = {p.name: p.read_bytes() for p in folder.iterdir() if len(p.name) == 36}
     res = dianne(tmp_path, "--repository", str(tmp_path / "repo"), "train", str(folder),
                  "--dataset", "mnist", "--range", "0,200", "--iterations", "3", "--batchSize",
-                 "8", "--no-progress")
+                 "8", "-o", "criterion=MSE", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "start: 5 weight files" in res.stdout and "trained 3 iterations" in res.stdout
+    assert "SGD, MSE, batch 8" in res.stdout  # -o keys reach the learner
     assert f"weights stored in {folder}" in res.stdout
     after = {p.name: p.read_bytes() for p in folder.iterdir() if len(p.name) == 36}
     assert set(after) == set(before) and all(after[k] != before[k] for k in after)
@@ -153,6 +154,7 @@ def test_big_little_branch_training_leaves_the_other_branch(tmp_path):
     (["--dataset", "mnist", "--method", "LBFGS"], "LBFGS"),
     (["--dataset", "mnist", "--split", "2"], "split"),
     (["--dataset", "mnist", "-o", "frame"], "KEY=VALUE"),
+    (["--dataset", "mnist", "-o", "range=0,10"], "--range A,B"),
 ])
 def test_errors_are_one_line(tmp_path, args, needle):
     res = dianne(tmp_path, "--repository", str(tmp_path / "repo"), "train", "mnist-mlp", *args)
@@ -166,7 +168,7 @@ def test_errors_are_one_line(tmp_path, args, needle):
 
 def test_bench_train_matches_pytorch_loss(tmp_path):
     res = dianne(tmp_path, "bench", "train", "--samples", "640", "--torch-threads", "1",
-                 "--json")
+                 "--repeat", "1", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["ours_samples_per_s"] > 0 and out["samples"] == 640
