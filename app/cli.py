@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=("auto", "numpy", "cupy"),
                         help="array backend (default: $DIANNE_BACKEND or auto)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_app_options(parser.add_argument_group(
+        "desktop app", "dianne [--screenshot FILE.png [--tab TAB]] [MODEL]"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("eval", help="evaluate a network on a dataset")
@@ -108,12 +110,18 @@ def _command_modules() -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if _wants_app(parser, argv):
+        args = build_app_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        return _open_app(args)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
-        return _open_app(parser)
+        return _open_app(args)
     handler = getattr(args, "handler", None)
     if handler is None:
         from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)
@@ -137,12 +145,65 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _open_app(parser: argparse.ArgumentParser) -> int:
-    """The desktop app is its own issue; until it lands, say so and show the CLI."""
-    parser.print_help()
-    print("\nThe desktop app is not part of this version yet; the subcommands above work.",
-          file=sys.stderr)
-    return 0
+# ------------------------------------------------------- the desktop app (no subcommand) ---
+_APP_VALUE_OPTIONS = ("--repository", "--backend", "--screenshot", "--tab")
+TABS = ("build", "deploy", "learn", "run")
+
+
+def _add_app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--screenshot", metavar="FILE.png",
+                   help="desktop app: open the window (offscreen without a display), save it "
+                        "as a PNG and exit")
+    p.add_argument("--tab", choices=TABS, default="build",
+                   help="with --screenshot: the tab to show (default build)")
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    """``dianne [--screenshot FILE.png [--tab TAB]] [MODEL]``: the desktop app."""
+    p = argparse.ArgumentParser(prog="dianne", description="Open the DIANNE desktop app.")
+    p.add_argument("--repository", metavar="DIR", help="repository root")
+    p.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="array backend")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_app_options(p)
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="network to open: folder, modules.txt or repository network name")
+    return p
+
+
+def _wants_app(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    """No subcommand among the arguments (a first plain word that is not one is MODEL)."""
+    if any(a in ("-h", "--help") for a in argv):
+        return False
+    commands = set()
+    for action in parser._actions:  # noqa: SLF001 (argparse has no public accessor)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            commands.update(action.choices)
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _APP_VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token not in commands
+    return True
+
+
+def _open_app(args: argparse.Namespace) -> int:
+    """The desktop app (Qt is imported only now: ``dianne --help`` stays fast)."""
+    try:
+        from app.gui_app import run  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"dianne: the desktop app needs PySide6 and NodeGraphQt: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return run(args)
+    except DianneError as exc:
+        print(f"dianne: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"dianne: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def print_json(obj: object) -> None:

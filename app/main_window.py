@@ -1,0 +1,342 @@
+"""The DIANNE desktop app's main window: tabs Build / Deploy / Learn / Run, menus, status bar.
+
+The window owns one :class:`NetworkEditor` (the open network) and its Build tab; Deploy, Learn
+and Run are placeholders until their own work lands. File work (open, save, export) runs in
+:class:`app.gui_workers.Workers`; the GUI thread only swaps the editor's state when a read has
+finished and serialises before a write starts (so the file holds the state the user saved).
+Errors are shown in a dialog naming the file and the module, and the open network is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.editor import document
+from app.editor.build_tab import BuildTab
+from app.editor.model import Change, NetworkEditor
+from app.gui_settings import Settings
+from app.gui_workers import Workers
+from engine.repository import Repository
+
+log = logging.getLogger(__name__)
+FIRST_EXAMPLE = "mnist-mlp"
+TABS = ("build", "deploy", "learn", "run")
+_PLACEHOLDERS = {
+    "Deploy": "Place the network's modules on agents (this laptop's local agent or others "
+              "found on the network), each agent in its own colour.",
+    "Learn": "Connect a dataset, pick a trainer and watch the loss while an agent trains.",
+    "Run": "Feed a sample, a drawing or an image and see the output probabilities.",
+}
+
+
+def _placeholder(title: str) -> QtWidgets.QWidget:
+    label = QtWidgets.QLabel(
+        f"<h2>{title}</h2><p>{_PLACEHOLDERS[title]}</p><p><i>Not in this version yet: the "
+        f"{title} tab is being built.</i> Until then the command line does it: "
+        f"<code>dianne eval</code>, <code>dianne run</code> (with <code>--agent</code>).</p>")
+    label.setWordWrap(True)
+    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+    label.setMargin(60)
+    return label
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """``loaded`` after a network was opened, ``saved`` after a save finished."""
+
+    loaded = QtCore.Signal(str)
+    saved = QtCore.Signal(str)
+
+    def __init__(self, settings: Settings | None = None, repository: Repository | None = None,
+                 backend: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.repository = repository
+        self.workers = Workers(self)
+        self.editor = NetworkEditor()
+        self.build = BuildTab(self.editor)
+        self.error_box: QtWidgets.QMessageBox | None = None
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(self.build, "Build")
+        for title in ("Deploy", "Learn", "Run"):
+            self.tabs.addTab(_placeholder(title), title)
+        self.setCentralWidget(self.tabs)
+        self._make_status_bar(backend)
+        self._make_menus()
+        self.build.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.workers.busy_changed.connect(self._on_busy)
+        self.editor.subscribe(self._on_change)
+        self._on_change(Change(network=True))
+        self.resize(1280, 800)
+
+    # ------------------------------------------------------------------------ building ---
+    def _make_status_bar(self, backend: str | None) -> None:
+        bar = self.statusBar()
+        self.totals_label = QtWidgets.QLabel()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(120)
+        self.progress.hide()
+        self.agents_label = QtWidgets.QLabel("agents: none")
+        self.backend_label = QtWidgets.QLabel(f"backend: {backend or 'numpy'}")
+        for w in (self.totals_label, self.progress, self.agents_label, self.backend_label):
+            bar.addPermanentWidget(w)
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None,
+                tip: str = "") -> QtGui.QAction:
+        act = QtGui.QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QtGui.QKeySequence(shortcut))
+        act.setStatusTip(tip)
+        act.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(act)
+        return act
+
+    def _make_menus(self) -> None:
+        keys = QtGui.QKeySequence.StandardKey
+        b = self.build
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&New", self.new_network, keys.New, "start an empty network")
+        self._action(m, "&Open…", self.open_dialog, keys.Open, "open a network folder")
+        self._action(m, "Open from &repository…", self.open_repository_dialog, "Ctrl+Shift+O")
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        self._action(m, "&Save", self.save, keys.Save, "save modules.txt and layout.txt")
+        self._action(m, "Save &as…", self.save_as, keys.SaveAs)
+        self._action(m, "&Export single JSON…", self.export_dialog, "Ctrl+E")
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, keys.Quit)
+        m = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action(m, "&Undo", b.undo, keys.Undo)
+        self.redo_action = self._action(m, "&Redo", b.redo, keys.Redo)
+        m.addSeparator()
+        self._action(m, "Cu&t", b.cut, keys.Cut)
+        self._action(m, "&Copy", b.copy, keys.Copy)
+        self._action(m, "&Paste", b.paste, keys.Paste)
+        self._action(m, "D&uplicate", b.duplicate, "Ctrl+D")
+        self._action(m, "&Delete", b.delete, keys.Delete)
+        self._action(m, "Select &all", b.select_all, keys.SelectAll)
+        m.addSeparator()
+        self._action(m, "Auto &layout", b.auto_layout, "Ctrl+L", "left to right by depth")
+        self._action(m, "&Fit to window", b.canvas.fit, "F")
+        m = self.menuBar().addMenu("&Help")
+        self._action(m, "&Keyboard shortcuts", self.show_shortcuts, keys.HelpContents)
+        self._action(m, "&About DIANNE", self.show_about)
+
+    # --------------------------------------------------------------------- reactions ---
+    def _on_change(self, change: Change) -> None:
+        ed = self.editor
+        where = str(ed.folder) if ed.folder else "not saved yet"
+        self.setWindowTitle(f"{ed.desc.name}[*] — {where} — DIANNE")
+        self.setWindowModified(ed.dirty)
+        self.undo_action.setEnabled(ed.undo_stack.can_undo())
+        self.redo_action.setEnabled(ed.undo_stack.can_redo())
+        self.undo_action.setText(f"&Undo {ed.undo_stack.undo_label()}".strip())
+        self.redo_action.setText(f"&Redo {ed.undo_stack.redo_label()}".strip())
+        shapes = ed.shapes
+        errors = len(shapes.errors)
+        text = (f"{len(ed.desc.modules)} modules · {shapes.params:,} parameters · "
+                f"{shapes.macs:,} MACs")
+        if errors:
+            text += f" · <span style='color:#e05050'>{errors} with errors</span>"
+        self.totals_label.setText(text)
+
+    def _on_busy(self, count: int, label: str) -> None:
+        self.progress.setVisible(count > 0)
+        if count and label:
+            self.statusBar().showMessage(label + "…")
+        elif not count:
+            self.statusBar().clearMessage()
+
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking error dialog (the message names file and module)."""
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Critical, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_box = box
+        box.open()
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+
+    # ---------------------------------------------------------------- open and start ---
+    def start(self) -> None:
+        """First start: the bundled MNIST example; later: the last network, if still there."""
+        if not self.settings.first_start_done:
+            self.settings.first_start_done = True
+            self.settings.save()
+            self.open_example(FIRST_EXAMPLE)
+        elif self.settings.recent and Path(self.settings.recent[0], "modules.txt").is_file():
+            self.open_folder(self.settings.recent[0])
+
+    def open_example(self, name: str) -> None:
+        from app.examples import find_example  # noqa: PLC0415
+
+        def read(n: str) -> document.Opened:
+            opened = document.open_folder(find_example(n).folder)
+            opened.folder = None  # bundled files are read-only: Save asks where
+            return opened
+        self._open(read, name, remember=False)
+
+    def open_folder(self, path: str | Path) -> None:
+        self._open(document.open_folder, str(path))
+
+    def open_model(self, spec: str) -> None:
+        """A MODEL argument: a folder, a modules.txt, or a network name in the repository."""
+        p = Path(spec)
+        if p.exists():
+            self.open_folder(p)
+        else:
+            repo = self.repository or Repository()
+            self._open(lambda n: document.open_from_repository(repo, n), spec)
+
+    def _open(self, reader, arg: str, remember: bool = True) -> None:
+        if not self.confirm_discard():
+            return
+
+        def done(opened: document.Opened) -> None:
+            self.editor.replace(opened.desc, opened.layout, opened.folder)
+            if remember and opened.folder is not None:
+                self.settings.add_recent(opened.folder)
+            self.build.canvas.fit()
+            self.statusBar().showMessage(f"opened {opened.desc.name}", 5000)
+            self.loaded.emit(opened.desc.name)
+
+        self.workers.start(reader, arg, on_done=done, label=f"opening {arg}",
+                           on_error=lambda msg: self.show_error("Cannot open network", msg))
+
+    def new_network(self) -> None:
+        if self.confirm_discard():
+            self.editor.replace(None)
+
+    def open_dialog(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open network folder")
+        if path:
+            self.open_folder(path)
+
+    def open_repository_dialog(self) -> None:
+        repo = self.repository or Repository()
+        names = repo.list_networks()
+        if not names:
+            self.show_error("Open from repository", f"no networks in {repo.root}")
+            return
+        name, ok = QtWidgets.QInputDialog.getItem(self, "Open from repository",
+                                                  f"Network in {repo.root}:", names, 0, False)
+        if ok and name:
+            self._open(lambda n: document.open_from_repository(repo, n), name)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent:
+            act = self.recent_menu.addAction(folder)
+            act.triggered.connect(lambda _c=False, f=folder: self.open_folder(f))
+        if not self.settings.recent:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    # ------------------------------------------------------------------------- saving ---
+    def save(self) -> bool:
+        if self.editor.folder is None:
+            return self.save_as()
+        return self.save_to(self.editor.folder)
+
+    def save_as(self) -> bool:
+        start = str(self.editor.folder.parent if self.editor.folder else Path.home())
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save network as folder", str(Path(start, self.editor.desc.name)))
+        return bool(path) and self.save_to(path)
+
+    def save_to(self, folder: str | Path) -> bool:
+        """Write the network into ``folder`` (its name becomes the folder's name, as in a
+        DIANNE repository). The texts are made now; the disk work runs in a worker."""
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            self.show_error("Cannot save", f"{folder} is a file, not a folder")
+            return False
+        ed = self.editor
+        if folder.name and folder.name != ed.desc.name and "." not in folder.name:
+            ed.rename(folder.name)
+        try:
+            texts = document.serialize(ed.desc, ed.layout, ed.display_positions(), ed.known_ids)
+        except Exception as exc:  # noqa: BLE001 - any failure here must reach the user
+            self.show_error("Cannot save", str(exc))
+            return False
+        at = ed.undo_stack.index
+
+        def done(path: Path) -> None:
+            ed.mark_saved(path, at)
+            self.settings.add_recent(path)
+            self.statusBar().showMessage(f"saved {path}", 5000)
+            self.saved.emit(str(path))
+
+        self.workers.start(document.write_folder, folder, *texts, on_done=done,
+                           label=f"saving {folder}",
+                           on_error=lambda msg: self.show_error("Cannot save", msg))
+        return True
+
+    def export_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export single JSON", f"{self.editor.desc.name}.json", "JSON (*.json)")
+        if path:
+            self.export_json(path)
+
+    def export_json(self, path: str | Path) -> None:
+        ed = self.editor
+        text, _ = document.serialize(ed.desc, ed.layout, ed.display_positions(), ed.known_ids)
+        self.workers.start(document.export_json, path, text, label=f"exporting {path}",
+                           on_done=lambda p: self.statusBar().showMessage(f"exported {p}", 5000),
+                           on_error=lambda msg: self.show_error("Cannot export", msg))
+
+    # -------------------------------------------------------------------------- close ---
+    def confirm_discard(self) -> bool:
+        """Unsaved changes: ask Save / Discard / Cancel. True when it is fine to go on."""
+        if not self.editor.dirty:
+            return True
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning, "Unsaved changes",
+            f"The network '{self.editor.desc.name}' has unsaved changes. Save them?",
+            QtWidgets.QMessageBox.StandardButton.Save |
+            QtWidgets.QMessageBox.StandardButton.Discard |
+            QtWidgets.QMessageBox.StandardButton.Cancel, self)
+        self.ask_box = box
+        answer = box.exec()
+        if answer == QtWidgets.QMessageBox.StandardButton.Save:
+            if not self.save():
+                return False
+            return self.workers.wait_idle() and not self.editor.dirty
+        return answer == QtWidgets.QMessageBox.StandardButton.Discard
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.confirm_discard():
+            self.workers.wait_idle()
+            event.accept()
+        else:
+            event.ignore()
+
+    # --------------------------------------------------------------------------- help ---
+    def show_shortcuts(self) -> None:
+        rows = []
+        for menu in self.menuBar().findChildren(QtWidgets.QMenu):
+            for act in menu.actions():
+                if not act.shortcut().isEmpty():
+                    name = act.text().replace("&", "")
+                    rows.append(f"<tr><td>{name}</td><td><b>{act.shortcut().toString()}</b>"
+                                f"</td></tr>")
+        rows.append("<tr><td>Add a module</td><td>drag from the palette, or double-click"
+                    "</td></tr><tr><td>Connect</td><td>drag from an output port (right) to "
+                    "an input port (left)</td></tr><tr><td>Disconnect</td><td>drag a wire's "
+                    "end away</td></tr><tr><td>Properties</td><td>double-click a module"
+                    "</td></tr><tr><td>Search a module type</td><td><b>Tab</b> on the canvas"
+                    "</td></tr>")
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                                    "<table cellspacing=6>" + "".join(rows) + "</table>",
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.open()
+
+    def show_about(self) -> None:
+        QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Information, "About DIANNE",
+            "<b>DIANNE</b> — modular, distributed neural networks.<br/>A Python re-creation of "
+            "the DIANNE middleware (Ghent University, 2015): the same network files, module "
+            "types and repository layout.", QtWidgets.QMessageBox.StandardButton.Ok,
+            self).open()
