@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported by the handler only: `dianne --help` stays fast
+    import numpy as np
 
 NAME = "train"
 HELP = "one epoch of the MNIST MLP 784-100-10 (batch 32, SGD): ours vs PyTorch CPU"
@@ -107,6 +108,8 @@ def _timed(epoch: Epoch) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     import importlib.util  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
 
     from app.cli import print_json  # noqa: PLC0415
     from engine.datasets import open_dataset  # noqa: PLC0415
