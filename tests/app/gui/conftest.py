@@ -3,7 +3,19 @@ main window that never stops on an "unsaved changes" question at teardown."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+HERE = Path(__file__).parent
+# NodeGraphQt calls Qt functions PySide6 marks deprecated (QMouseEvent.pos, distutils): noise.
+_QUIET = pytest.mark.filterwarnings("ignore::DeprecationWarning:NodeGraphQt")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(_QUIET)
 
 
 @pytest.fixture(autouse=True)

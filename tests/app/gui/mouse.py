@@ -95,8 +95,8 @@ def drop_from_palette(build, type_name: str, at: QtCore.QPoint) -> None:
     pos = QtCore.QPointF(at)
     action = QtCore.Qt.DropAction.CopyAction
     buttons = QtCore.Qt.MouseButton.LeftButton
-    for ev in (QtGui.QDragEnterEvent(at, action, mime, buttons, NOMOD),
-               QtGui.QDragMoveEvent(at, action, mime, buttons, NOMOD),
+    for ev in (QtGui.QDragEnterEvent(pos, action, mime, buttons, NOMOD),
+               QtGui.QDragMoveEvent(pos, action, mime, buttons, NOMOD),
                QtGui.QDropEvent(pos, action, mime, buttons, NOMOD)):
         QtWidgets.QApplication.sendEvent(vp, ev)
     QtWidgets.QApplication.processEvents()
