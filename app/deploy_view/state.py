@@ -1,0 +1,173 @@
+"""What the Deploy, Learn and Run tabs share: the open network's weights and its deployment.
+
+:class:`NetState` holds the agents model, the weights in use (read from the network's folder by
+tag, or handed over by a finished training job) and the one live :class:`Deployment`. All agent
+work goes through :meth:`NetState.call` on a worker thread; a lock keeps one request at a time
+on the deployment's session (sessions are not thread-safe). The GUI thread only starts work and
+reacts to the signals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from agent.client import AgentInfo, Deployment, deploy
+from app.agents_model import AgentsModel
+from engine.description import NetworkDescription
+from engine.errors import DianneError
+
+
+def network_folder(editor: Any) -> Path | None:
+    """Where the open network's files lie: its folder, else the bundled example of that name."""
+    if editor.folder is not None:
+        return Path(editor.folder)
+    from app.examples import find_example  # noqa: PLC0415
+
+    try:
+        return Path(find_example(editor.desc.name).folder)
+    except DianneError:
+        return None
+
+
+def read_weights(desc: NetworkDescription, folder: Path | None, tag: str = ""
+                 ) -> dict[str, np.ndarray]:
+    """UUID -> flat weights from ``folder`` (and the repository) with ``tag``; {} if none."""
+    from engine.graph import Network  # noqa: PLC0415
+    from engine.repository import resolve_model  # noqa: PLC0415
+
+    if folder is None:
+        return {}
+    sizes = Network(desc).parameter_sizes()
+    if not sizes:
+        return {}
+    tags = [t for t in tag.split("-") if t] if tag else []
+    source = resolve_model(str(folder))
+    source.description = desc  # the edited network, not the one on disk
+    try:
+        return source.load_weights(tags=tags, sizes=sizes)
+    except DianneError:
+        if tags:
+            raise
+        return {}
+
+
+def weight_tags(folder: Path | None) -> list[str]:
+    """The tags of the weight files in ``folder`` ("" = untagged), for the tag chooser."""
+    from engine.weights import parse_weight_filename  # noqa: PLC0415
+
+    tags = {""}
+    if folder is not None and folder.is_dir():
+        for sub in folder.iterdir():
+            for f in (sub.iterdir() if sub.is_dir() else ()):
+                parsed = parse_weight_filename(f.name)
+                if parsed is not None:
+                    tags.add("-".join(parsed[1]))
+    return sorted(tags)
+
+
+class NetState(QtCore.QObject):
+    """``weights_changed`` after new weights (training), ``deployment_changed`` after a
+    deploy/undeploy (or its loss)."""
+
+    weights_changed = QtCore.Signal()
+    deployment_changed = QtCore.Signal()
+
+    def __init__(self, editor: Any, agents: AgentsModel, workers: Any,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.editor, self.agents, self.workers = editor, agents, workers
+        self.tag = ""
+        self.trained: dict[str, np.ndarray] | None = None  # from the Learn tab, newest first
+        self.deployment: Deployment | None = None
+        self.deployed_names: dict[str, str] = {}  # uuid -> agent name of the live deployment
+        self.lock = threading.RLock()
+        self.local_agent: Any = None
+
+    # ----------------------------------------------------------------------- weights ---
+    def weights(self) -> dict[str, np.ndarray]:
+        """The weights to use now (any thread): trained ones if a job finished, else read."""
+        if self.trained is not None:
+            return dict(self.trained)
+        return read_weights(self.editor.desc, network_folder(self.editor), self.tag)
+
+    def set_trained(self, weights: dict[str, np.ndarray]) -> None:
+        self.trained = dict(weights)
+        self.weights_changed.emit()
+
+    def default_agent(self) -> AgentInfo | None:
+        """The local agent when it is alive, else the first live agent."""
+        alive = self.agents.alive()
+        local = self.local_agent.info if self.local_agent is not None else None
+        for info in alive:
+            if local is not None and info.id == local.get("id"):
+                return info
+        return alive[0] if alive else None
+
+    # -------------------------------------------------------------------- deployment ---
+    def call(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
+             on_error: Callable[[str], None], label: str) -> None:
+        """Run ``fn(*args)`` on a worker, holding the deployment lock."""
+        def locked(*a: Any) -> Any:
+            with self.lock:
+                return fn(*a)
+        self.workers.start(locked, *args, on_done=on_done, on_error=on_error, label=label)
+
+    def deploy_now(self, placement: dict[str, str], agents: list[AgentInfo]) -> Deployment:
+        """(Worker thread, lock held.) Replace the deployment; ``placement``: uuid -> agent
+        id, unplaced modules follow their predecessor."""
+        self.undeploy_now()
+        dep = deploy(self.editor.desc, self.weights(), placement, agents)
+        self.deployment = dep
+        names = {a.id: a.name for a in agents}
+        self.deployed_names = {m: names[a] for m, a in dep.placement.items()}
+        return dep
+
+    def undeploy_now(self) -> None:
+        dep, self.deployment = self.deployment, None
+        self.deployed_names = {}
+        if dep is None:
+            return
+        alive = {a.id for a in self.agents.alive()}
+        for aid, conn in list(dep.conns.items()):
+            if aid in alive:
+                try:
+                    dep.session.request(conn, _undeploy_msg(dep.id), timeout=2.0)
+                except DianneError:
+                    pass
+        dep.session.close()
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """(Worker thread.) One sample through the deployment; deploys the whole network on the
+        default agent first when nothing is deployed. Returns (output, seconds)."""
+        with self.lock:
+            if self.deployment is None or self.deployment.description is not self.editor.desc:
+                agent = self.default_agent()
+                if agent is None:
+                    raise DianneError("no agent is running: start dianne-agent, or wait for "
+                                      "the local agent")
+                self.deploy_now(dict.fromkeys(self.editor.desc.modules, agent.id), [agent])
+                self._changed_later()
+            t0 = time.perf_counter()
+            y = self.deployment.forward(x[None] if x.ndim else x)
+            return np.asarray(y)[0], time.perf_counter() - t0
+
+    def _changed_later(self) -> None:
+        QtCore.QMetaObject.invokeMethod(self, "_emit_changed",
+                                        QtCore.Qt.ConnectionType.QueuedConnection)
+
+    @QtCore.Slot()
+    def _emit_changed(self) -> None:
+        self.deployment_changed.emit()
+
+
+def _undeploy_msg(dep_id: str) -> Any:
+    from agent import protocol as P  # noqa: PLC0415
+
+    return P.Message("undeploy", {"deployment": dep_id})

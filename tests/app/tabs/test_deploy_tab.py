@@ -1,0 +1,77 @@
+"""The Deploy tab over two real loopback agents: colours, placement file, agents' module lists."""
+
+from __future__ import annotations
+
+import json
+
+from agent.client import AgentClient
+from tests.app.tabs.conftest import spawn_agent, wait_agents
+
+
+def _agent_modules(address: str) -> set[str]:
+    with AgentClient(address) as c:
+        return {m for d in c.hello()["deployments"] for m in d["modules"]}
+
+
+def test_deploy_over_two_agents(qtbot, tabs_window, two_agents, tmp_path):
+    win = tabs_window
+    win.tabs.setCurrentWidget(win.deploy_tab)
+    tab = win.deploy_tab
+    a, b = two_agents
+    wait_agents(qtbot, win, [a["name"], b["name"]])
+    desc = win.editor.desc
+    order = sorted(desc.modules, key=lambda m: win.editor.display_positions()[m][0])
+    first, second = order[:2], order[2:]
+    tab.canvas.select(first)
+    tab.assign_selected(a["name"])
+    tab.canvas.select(second)
+    tab.assign_selected(b["name"])
+    colors = win.net_state.agents
+    assert colors.color_of(a["name"]) != colors.color_of(b["name"])
+    for mids, agent in ((first, a), (second, b)):
+        for m in mids:
+            view = tab.canvas.node(m).view
+            assert tuple(view.color)[:3] == colors.color_of(agent["name"])
+    # undo / redo of an assignment
+    tab.placement.stack.undo()
+    assert all(m not in tab.placement.value for m in second)
+    tab.placement.stack.redo()
+    assert {tab.placement.value[m] for m in second} == {b["name"]}
+
+    tab.deploy()
+    qtbot.waitUntil(lambda: tab.status.text().startswith("Deployed"), timeout=10000)
+    assert _agent_modules(a["address"]) == set(first)
+    assert _agent_modules(b["address"]) == set(second)
+    assert all(tab.canvas.state_text(m) == "deployed" for m in desc.modules)
+
+    # saved with the network: placement.json next to modules.txt
+    assert win.save_to(tmp_path / "mnist-mlp")
+    win.workers.wait_idle()
+    saved = json.loads((tmp_path / "mnist-mlp" / "placement.json").read_text())
+    assert saved == {**{m: a["name"] for m in first}, **{m: b["name"] for m in second}}
+
+    tab.undeploy()
+    qtbot.waitUntil(lambda: tab.status.text() == "Undeployed", timeout=5000)
+    assert _agent_modules(a["address"]) == set() and _agent_modules(b["address"]) == set()
+
+
+def test_vanished_agent_turns_grey(qtbot, tabs_window):
+    win = tabs_window
+    win.tabs.setCurrentWidget(win.deploy_tab)
+    tab = win.deploy_tab
+    proc, info = spawn_agent("tabs-vanish")
+    try:
+        wait_agents(qtbot, win, [info["name"]])
+        tab.canvas.select(list(win.editor.desc.modules))
+        tab.assign_selected(info["name"])
+        tab.deploy()
+        qtbot.waitUntil(lambda: tab.status.text().startswith("Deployed"), timeout=10000)
+        proc.kill()
+        qtbot.waitUntil(lambda: "is gone" in tab.status.text(), timeout=6000)
+        mid = next(iter(win.editor.desc.modules))
+        assert tuple(tab.canvas.node(mid).view.color)[:3] == (110, 110, 110)
+        assert tab.canvas.state_text(mid).startswith("failed: agent tabs-vanish is gone")
+        assert tab.table.item(0, 6).text() == "gone"
+    finally:
+        proc.kill()
+        proc.wait(5)
