@@ -71,12 +71,11 @@ def install_tabs(window: Any) -> Any:
     window.tabs.addTab(window.deploy_tab, "Deploy")
     for attr, module, cls, title in (("learn_tab", "app.learn_view.tab", "LearnTab", "Learn"),
                                      ("run_tab", "app.run_view.tab", "RunTab", "Run")):
-        import importlib  # noqa: PLC0415
+        import importlib.util  # noqa: PLC0415
 
-        try:
-            tab = getattr(importlib.import_module(module), cls)(state)
-        except ImportError:
+        if importlib.util.find_spec(module) is None:
             continue
+        tab = getattr(importlib.import_module(module), cls)(state)
         setattr(window, attr, tab)
         window.tabs.addTab(tab, title)
         tabs.append(tab)

@@ -44,14 +44,12 @@ def two_agents():
             proc.wait(5)
 
 
-@pytest.fixture
-def tabs_window(qtbot, monkeypatch):
-    """The main window with the tabs; no local agent unless a test sets DIANNE_LOCAL_AGENT."""
+def _window(qtbot, monkeypatch, local: bool):
     from app.gui_settings import Settings
     from app.main_window import MainWindow
 
     monkeypatch.setenv("DIANNE_INTERFACE", "127.0.0.1")
-    monkeypatch.setenv("DIANNE_LOCAL_AGENT", os.environ.get("TABS_LOCAL_AGENT", "0"))
+    monkeypatch.setenv("DIANNE_LOCAL_AGENT", "1" if local else "0")
     win = MainWindow(Settings.load())
     if not hasattr(win, "deploy_tab"):  # until main_window installs them itself
         from app.deploy_view import install_tabs
@@ -64,10 +62,36 @@ def tabs_window(qtbot, monkeypatch):
     qtbot.waitExposed(win)
     win.open_example("mnist-mlp")
     win.workers.wait_idle()
-    yield win
+    return win
+
+
+def _close(win) -> None:
     win.workers.wait_idle()
     win.tabs_lifetime.stop()
     win.editor.undo_stack.set_clean()
+
+
+@pytest.fixture
+def tabs_window(qtbot, monkeypatch):
+    """The main window with the tabs, no local agent (tests start their own agents)."""
+    win = _window(qtbot, monkeypatch, local=False)
+    yield win
+    _close(win)
+
+
+@pytest.fixture
+def local_window(qtbot, monkeypatch):
+    """The main window with the tabs and its own local agent, which is up when this returns
+    (and stopped afterwards: the test checks the process ended)."""
+    win = _window(qtbot, monkeypatch, local=True)
+    win.tabs_lifetime.start()
+    state = win.net_state
+    qtbot.waitUntil(lambda: state.local_agent.info is not None and any(
+        a.id == state.local_agent.info["id"] for a in state.agents.alive()), timeout=10000)
+    proc = state.local_agent.proc
+    yield win
+    _close(win)
+    assert proc.poll() is not None, "the local agent outlived the window"
 
 
 def wait_agents(qtbot, win, names, timeout=8000):
