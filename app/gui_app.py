@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def _application():
+    from app.gui_pyside import pin_none  # noqa: PLC0415
+
+    pin_none()  # before the first Qt call: see app.gui_pyside
     from PySide6 import QtWidgets  # noqa: PLC0415
 
     app = QtWidgets.QApplication.instance()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.editor import document
+from app.editor import document, qt_compat
 from app.editor.build_tab import BuildTab
 from app.editor.model import Change, NetworkEditor
 from app.gui_settings import Settings
@@ -22,6 +22,7 @@ from app.gui_workers import Workers
 from engine.repository import Repository
 
 log = logging.getLogger(__name__)
+qt_compat.ensure()  # NodeGraphQt enum aliases, and None's reference count (app.gui_pyside)
 FIRST_EXAMPLE = "mnist-mlp"
 TABS = ("build", "deploy", "learn", "run")
 _PLACEHOLDERS = {

@@ -13,6 +13,7 @@ changed. A refused edit leaves the editor as it was; the canvas is redrawn from 
 
 from __future__ import annotations
 
+import html
 import logging
 
 from PySide6 import QtCore
@@ -34,18 +35,27 @@ def _shape_text(shape) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
+def _short(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
+
+
 def info_lines(type_name: str, name: str, res: ModuleShape | None) -> tuple[str, str]:
-    """(text under the title, tooltip) for one module."""
+    """(text under the title, tooltip) for one module: the type when the name differs, then
+    the output shape and the parameter count, or a warning and the start of the reason."""
     head = "" if name == type_name else f"{type_name}\n"  # the title already says it
+    who = f"<b>{html.escape(name, False)}</b> ({html.escape(type_name, False)})"
     if res is None:
-        return head.strip(), f"{name} ({type_name})"
+        return head.strip(), who
     if res.error:
-        return f"{head}\u26a0 error", f"<b>{name}</b> ({type_name})<br/>" \
-                                        f"<font color='#ff8080'>{res.error}</font>"
+        # The engine names the module first ("Linear (uuid): ..."): the tooltip already does.
+        reason = res.error.split("): ", 1)[-1] if res.error.startswith(type_name) else \
+            res.error
+        return (f"{head}\u26a0 {_short(reason)}\nsee tooltip",
+                f"{who}<br/><font color='#ff8080'>{html.escape(reason, False)}</font>")
     params = f"{res.params:,} params" if res.params else "no params"
-    text = f"{head}\u2192 {_shape_text(res.out_shape)}\n{params}"
-    return text, f"<b>{name}</b> ({type_name})<br/>output {_shape_text(res.out_shape)}, " \
-                 f"{res.params:,} parameters, {res.macs:,} MACs"
+    shape = _shape_text(res.out_shape)
+    return (f"{head}\u2192 {shape}\n{params}",
+            f"{who}<br/>output {shape}, {res.params:,} parameters, {res.macs:,} MACs")
 
 
 class Canvas(QtCore.QObject):

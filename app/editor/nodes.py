@@ -37,6 +37,7 @@ ERROR_BORDER = (255, 90, 90, 255)
 NORMAL_BORDER = (30, 30, 30, 255)
 INFO_COLOR = QtGui.QColor(225, 225, 225)
 MIN_WIDTH, MIN_HEIGHT = 104.0, 48.0
+INFO_MARGIN = 24.0
 
 
 class DianneNodeItem(NodeItem):
@@ -53,13 +54,24 @@ class DianneNodeItem(NodeItem):
         self.dianne_tooltip = ""
 
     def set_info(self, text: str, tooltip: str) -> None:
-        if text != self._info_item.toPlainText():
-            self._info_item.setPlainText(text)
-            self._info_item.document().setDefaultTextOption(
+        item = self._info_item
+        if text != item.toPlainText():
+            old_lines, old_w = item.toPlainText().count("\n"), item.boundingRect().width()
+            item.setTextWidth(-1)
+            item.setPlainText(text)
+            item.document().setDefaultTextOption(
                 QtGui.QTextOption(QtCore.Qt.AlignmentFlag.AlignHCenter))
-            self._info_item.setTextWidth(-1)
-            self._info_item.setTextWidth(self._info_item.boundingRect().width())
-            self.draw_node()
+            new_w = item.boundingRect().width()
+            item.setTextWidth(new_w)
+            shaped_by_info = old_w + INFO_MARGIN >= self._width - 1
+            if (text.count("\n") == old_lines and new_w + INFO_MARGIN <= self._width
+                    and not (shaped_by_info and new_w < old_w)):
+                # Same height, fits the node: recentre only. A full draw_node moves every
+                # port and redraws its wires; after an edit that reaches 150 nodes, that
+                # would be most of the edit's time.
+                item.setX((self._width - new_w) / 2)
+            else:
+                self.draw_node()
         self.dianne_tooltip = tooltip
         self.setToolTip(tooltip)
 
@@ -77,17 +89,22 @@ class DianneNodeItem(NodeItem):
     def _calc_size_horizontal(self) -> tuple[float, float]:
         width, height = super()._calc_size_horizontal()
         info = self._info_item.boundingRect()
-        return max(width, info.width() + 24.0), max(height, info.height() + 6.0)
+        return max(width, info.width() + INFO_MARGIN), max(height, info.height() + 6.0)
+
+    def _align_ports_horizontal(self, v_offset: float) -> None:
+        # One port a side, at the middle of the info block rather than under the title; placed
+        # once, so an unchanged node does not move its ports (which would redraw its wires).
+        ports = [p for p in list(self.inputs) + list(self.outputs) if p.isVisible()]
+        if ports:
+            port_h = ports[0].boundingRect().height()
+            v_offset += (self._height - v_offset - port_h) / 2
+        super()._align_ports_horizontal(v_offset)
 
     def _draw_node_horizontal(self) -> None:
         super()._draw_node_horizontal()
-        title_h = self._text_item.boundingRect().height() + 4.0
         info = self._info_item.boundingRect()
+        title_h = self._text_item.boundingRect().height() + 4.0
         self._info_item.setPos((self._width - info.width()) / 2, title_h)
-        # Ports at the middle of the info block rather than under the title.
-        mid = title_h + (self._height - title_h) / 2
-        for port in list(self.inputs) + list(self.outputs):
-            port.setY(mid - port.boundingRect().height() / 2)
 
 
 class DianneNode(BaseNode):

@@ -1,5 +1,7 @@
 """Make NodeGraphQt 0.6.44 work on PySide6 (call :func:`ensure` before importing NodeGraphQt).
 
+0. Guard ``None``'s reference count against PySide6 6.12 on Python 3.11 (app.gui_pyside).
+
 1. NodeGraphQt reaches Qt through Qt.py; pin the binding to PySide6 so an installed PyQt cannot
    be picked instead.
 2. NodeGraphQt reads enum members through instances (``self.NoButtons``). PySide6 resolves
@@ -28,6 +30,9 @@ def ensure() -> None:
     if _done:
         return
     os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
+    from app.gui_pyside import pin_none  # noqa: PLC0415
+
+    pin_none()
     from PySide6 import QtWidgets  # noqa: PLC0415
 
     for cls_name, member in ALIASES:
