@@ -84,6 +84,8 @@ def install_tabs(window: Any) -> Any:
     agents.changed.connect(lambda: window.agents_label.setText(
         f"agents: {len(agents.alive()) or 'none'}"))
     window.saved.connect(window.deploy_tab.save_to)
+    if hasattr(window, "run_tab"):
+        window.saved.connect(window.run_tab.save_to)
     window.net_state = state
     window.tabs_lifetime = _Lifetime(window, state, tabs)
     return state

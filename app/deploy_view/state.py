@@ -89,6 +89,7 @@ class NetState(QtCore.QObject):
         self.deployed_names: dict[str, str] = {}  # uuid -> agent name of the live deployment
         self.lock = threading.RLock()
         self.local_agent: Any = None
+        self._stale = False
 
     # ----------------------------------------------------------------------- weights ---
     def weights(self) -> dict[str, np.ndarray]:
@@ -98,7 +99,9 @@ class NetState(QtCore.QObject):
         return read_weights(self.editor.desc, network_folder(self.editor), self.tag)
 
     def set_trained(self, weights: dict[str, np.ndarray]) -> None:
+        """New weights from training: a live deployment gets them before its next forward."""
         self.trained = dict(weights)
+        self._stale = True
         self.weights_changed.emit()
 
     def default_agent(self) -> AgentInfo | None:
@@ -123,6 +126,7 @@ class NetState(QtCore.QObject):
         """(Worker thread, lock held.) Replace the deployment; ``placement``: uuid -> agent
         id, unplaced modules follow their predecessor."""
         self.undeploy_now()
+        self._stale = False
         dep = deploy(self.editor.desc, self.weights(), placement, agents)
         self.deployment = dep
         names = {a.id: a.name for a in agents}
@@ -154,6 +158,9 @@ class NetState(QtCore.QObject):
                                       "the local agent")
                 self.deploy_now(dict.fromkeys(self.editor.desc.modules, agent.id), [agent])
                 self._changed_later()
+            elif self._stale:
+                self.deployment.set_weights(self.weights())
+            self._stale = False
             t0 = time.perf_counter()
             y = self.deployment.forward(x[None] if x.ndim else x)
             return np.asarray(y)[0], time.perf_counter() - t0
