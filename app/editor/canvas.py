@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 from PySide6 import QtCore
 
@@ -39,6 +40,25 @@ def _short(text: str, limit: int = 20) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 
+_REASONS = (  # the engine's reason -> a few words for the node (the tooltip has it all)
+    (re.compile(r"required property '(\w+)' is missing"), "needs {0}"),
+    (re.compile(r"not connected to any input"), "no input"),
+    (re.compile(r"input from '.*' has no known shape"), "input unknown"),
+    (re.compile(r"Input shape unknown"), "set dims"),
+    (re.compile(r"part of a cycle"), "in a cycle"),
+    (re.compile(r"unknown module type"), "unknown type"),
+    (re.compile(r"property '(\w+)' is not a valid"), "bad {0}"),
+)
+
+
+def short_reason(reason: str) -> str:
+    for pattern, words in _REASONS:
+        m = pattern.search(reason)
+        if m:
+            return _short(words.format(*m.groups()))
+    return _short(reason.split(". Received:")[0], 18)
+
+
 def info_lines(type_name: str, name: str, res: ModuleShape | None) -> tuple[str, str]:
     """(text under the title, tooltip) for one module: the type when the name differs, then
     the output shape and the parameter count, or a warning and the start of the reason."""
@@ -50,7 +70,7 @@ def info_lines(type_name: str, name: str, res: ModuleShape | None) -> tuple[str,
         # The engine names the module first ("Linear (uuid): ..."): the tooltip already does.
         reason = res.error.split("): ", 1)[-1] if res.error.startswith(type_name) else \
             res.error
-        return (f"{head}\u26a0 {_short(reason)}\nsee tooltip",
+        return (f"{head}\u26a0 {short_reason(reason)}\nhover for details",
                 f"{who}<br/><font color='#ff8080'>{html.escape(reason, False)}</font>")
     params = f"{res.params:,} params" if res.params else "no params"
     shape = _shape_text(res.out_shape)

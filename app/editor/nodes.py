@@ -47,7 +47,7 @@ class DianneNodeItem(NodeItem):
         super().__init__(name, parent)
         self._info_item = QtWidgets.QGraphicsTextItem("", self)
         font = QtGui.QFont(self._info_item.font())
-        font.setPointSizeF(max(6.5, font.pointSizeF() * 0.85))
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.95))
         self._info_item.setFont(font)
         self._info_item.setDefaultTextColor(INFO_COLOR)
         self._info_item.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)

@@ -11,6 +11,8 @@ A module may be left incomplete (it is drawn red); values that do not parse cann
 
 from __future__ import annotations
 
+import re
+
 from PySide6 import QtCore, QtWidgets
 
 from app.editor.model import EditRefused, NetworkEditor
@@ -116,6 +118,8 @@ class PropertyForm(QtWidgets.QWidget):
 
 
 def _problem_text(editor: NetworkEditor, mid: str, form: PropertyForm) -> str:
+    """The engine's complaint about the module with the form's values, for the user: without
+    the module label (the form is about it) and without what the field messages say already."""
     md = copy_module(editor.module(mid))
     for key, value in form.changes().items():
         if value is None:
@@ -123,7 +127,13 @@ def _problem_text(editor: NetworkEditor, mid: str, form: PropertyForm) -> str:
         else:
             md.properties[key] = value
     problem = module_problem(md)
-    return problem.split(": ", 1)[-1] if problem else ""
+    if not problem:
+        return ""
+    text = problem.split("): ", 1)[-1]
+    missing = re.search(r"required property '(\w+)' is missing", text)
+    if missing and missing.group(1) in form.editors:
+        return ""  # its field says "required" already
+    return text.removesuffix(". Received: None")
 
 
 class PropertyDialog(QtWidgets.QDialog):

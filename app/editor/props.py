@@ -69,11 +69,11 @@ def _prop(type_name: str, key: str) -> Prop | None:
 def check_field(field: Field, text: str) -> str | None:
     """The problem with ``text`` for this field (``None`` when it is fine to store)."""
     if text.strip() == "":
-        return "required: the module cannot run without it" if field.prop.required else None
+        return "required" if field.prop.required else None
     try:
         field.prop.parse(text)
-    except (TypeError, ValueError) as exc:
-        return f"must be {KIND_WORDS[field.prop.kind]} ({exc})"
+    except (TypeError, ValueError):
+        return f"must be {KIND_WORDS[field.prop.kind]}"
     return None
 
 

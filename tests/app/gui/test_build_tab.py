@@ -111,15 +111,19 @@ def test_dialog_validates_each_field_and_refuses_bad_values(qtbot, build):
     dialog = build.open_properties(mid)
     form = dialog.form
     assert "required" in form.messages["noInputPlanes"].text()
-    assert "noInputPlanes" in dialog.problem.text()  # the engine's verdict, live
+    assert dialog.problem.text() == ""  # a missing value is the field's message, not twice
+    for key, value in (("noInputPlanes", "3"), ("noOutputPlanes", "8"), ("kernelWidth", "0")):
+        qtbot.keyClicks(form.editors[key], value)
+    assert "kernel sizes and strides must be positive" in dialog.problem.text()  # the engine
+    assert dialog.ok_button().isEnabled()  # a module may be left incomplete (drawn red)
+    form.editors["kernelWidth"].clear()
     qtbot.keyClicks(form.editors["strideX"], "two")
     assert "must be an integer" in form.messages["strideX"].text()
     assert form.messages["strideX"].isVisibleTo(dialog)
     assert not dialog.ok_button().isEnabled()
     form.editors["strideX"].clear()
     form.set_text("pad", "true")
-    for key, value in (("noInputPlanes", "3"), ("noOutputPlanes", "8"), ("kernelWidth", "3")):
-        qtbot.keyClicks(form.editors[key], value)
+    qtbot.keyClicks(form.editors["kernelWidth"], "3")
     assert dialog.problem.text() == "" and dialog.ok_button().isEnabled()
     qtbot.mouseClick(dialog.ok_button(), QtCore.Qt.MouseButton.LeftButton)
     props = build.editor.module(mid).properties

@@ -231,8 +231,7 @@ def test_property_fields_come_from_the_registry():
         fields = props.fields(info.type_name)
         assert [f.key for f in fields] == ["name"] + [p.name for p in info.props]
         for f in fields:
-            assert props.check_field(f, "") == ("required: the module cannot run without it"
-                                                if f.prop.required else None)
+            assert props.check_field(f, "") == ("required" if f.prop.required else None)
     conv = {f.key: f for f in props.fields("Convolution")}
     assert props.check_field(conv["strideX"], "2") is None
     assert "must be an integer" in props.check_field(conv["strideX"], "2.5")
