@@ -16,6 +16,9 @@ Client API (:mod:`agent.client`)::
     dep.backward(grad_y)                 # Input id -> gradient; parameter grads accumulate
     dep.get_weights(grads=True); dep.set_weights(w); dep.zero_grad(); dep.train()
     dep.move("<module>", "<agent>")      # redeploy one module elsewhere, parameters included
+    dep.set_fallback(spare)              # or deploy(..., fallback=spare): a dead agent's modules
+                                         # go there with the kept weights, in-flight samples are
+                                         # sent again (dep.failovers records each failover)
     dep.undeploy()
 
 Every failure raises :class:`agent.client.AgentError` (a ``DianneError``) naming the agent and,

@@ -30,9 +30,10 @@ HELLO_TIMEOUT_S = 2.0
 class AgentError(DianneError):
     """An agent answered with an error, or stopped answering; the message names it."""
 
-    def __init__(self, message: str, code: str = "agent") -> None:
+    def __init__(self, message: str, code: str = "agent", agent: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.agent = agent  # the id of the agent at fault, when known (always for "gone")
 
 
 @dataclass
@@ -163,7 +164,8 @@ class Session:
             for conn in watch:
                 if now - conn.last_seen > self.gone_after:
                     raise AgentError(f"{conn.label} is gone: no heartbeat for "
-                                     f"{now - conn.last_seen:.1f} s", "gone")
+                                     f"{now - conn.last_seen:.1f} s", "gone",
+                                     conn.info.id if conn.info else conn.address)
             if end is not None and now >= end:
                 raise AgentError(f"no answer from {', '.join(c.label for c in watch)} within "
                                  f"{timeout:.1f} s", "timeout")
@@ -199,7 +201,8 @@ class Session:
             return
         sample = msg.content.get("sample")
         if msg.type == "result" and isinstance(sample, str):
-            self.results.setdefault(sample, []).append(msg)
+            if sample in self.samples:  # a late result of a forgotten sample is dropped
+                self.results.setdefault(sample, []).append(msg)
         elif msg.type == "error" and (isinstance(sample, str) or msg.parent in self.samples):
             # forward/backward messages carry their sample as message id
             self.errors.setdefault(sample if isinstance(sample, str) else msg.parent, msg)
@@ -207,6 +210,12 @@ class Session:
             self.replies[msg.parent] = msg
         else:
             log.debug("unsolicited %s from %s", msg.type, conn.label if conn else "?")
+
+    def forget(self, sample: str) -> None:
+        """Stop waiting for ``sample``: what arrives for it later is dropped."""
+        self.samples.discard(sample)
+        self.results.pop(sample, None)
+        self.errors.pop(sample, None)
 
     def raise_sample_error(self, sample: str) -> None:
         self.samples.discard(sample)

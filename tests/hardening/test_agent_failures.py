@@ -1,10 +1,11 @@
 """Agents that die and clients that do not belong, with real agent processes on loopback.
 
 - A dying agent: during a pipelined stream of forwards, SIGKILL the agent holding the second half
-  of the network. The caller gets an error naming that agent within 2 s; the network is then
-  re-deployed with the dead agent's modules on a fallback agent (the client keeps the weights)
-  and the stream continues there — samples in flight are sent again, none is lost, results equal
-  the local network's. Figures (detection time, failover time, samples re-sent) print with -s.
+  of the network. The caller gets an error naming that agent within 2 s; once a fallback agent is
+  set (``Deployment.set_fallback``) the dead agent's modules go there with the weights the
+  client kept and the stream continues — samples in flight are sent again, none is lost,
+  results equal the local network's. Figures (detection time, failover time, samples re-sent)
+  print with -s.
 - CURVE: an agent started with ``--keys`` serves an authorized client, refuses a client whose
   key is not in ``authorized/`` (and one without CURVE) and logs the refusal.
 """
@@ -56,16 +57,15 @@ def test_dying_agent_is_named_and_the_stream_fails_over(agents) -> None:
         text = str(caught.value)
         assert "d-two" in text and two.id in text, text
         assert detected < DEADLINE_S, f"error after {detected:.2f} s"
-        # Fail over: the dead agent's modules go to the spare, with the client's weights.
-        failover = {m: (spare.id if a == two.id else a) for m, a in placement.items()}
-        dep2 = deploy(desc, weights, failover, [one.address, spare.address],
-                      deployment=dep.id, session=dep.session)
+        # Fail over: the dead agent's modules go to the spare, with the weights the client kept.
+        dep.set_fallback(spare.address)
         resent = len(xs) - len(got)
         first = None
-        for y in dep2.forward_many(xs[len(got):], window=8):
+        for y in dep.forward_many(xs[len(got):], window=8):
             first = first or time.monotonic()
             got.append(y)
         gap = first - t_kill
+        assert dep.failovers[0]["agent"] == two.id and dep.failovers[0]["fallback"] == spare.id
         print(f"\ndying agent: error naming it after {detected:.2f} s; stream resumed on the "
               f"fallback {gap:.2f} s after the kill; {len(got) - resent} results before the "
               f"error, {resent} samples sent (again) after it, none lost")
