@@ -89,3 +89,12 @@ def install_tabs(window: Any) -> Any:
     window.net_state = state
     window.tabs_lifetime = _Lifetime(window, state, tabs)
     return state
+
+
+def ensure_tabs(window: Any) -> Any:
+    """The window's tab state, installing the tabs over placeholders if the window has none."""
+    if not hasattr(window, "net_state"):
+        while window.tabs.count() > 1:
+            window.tabs.removeTab(1)
+        install_tabs(window)
+    return window.net_state

@@ -55,7 +55,7 @@ class DeployTab(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 22)
+        self.table.setWordWrap(False)
         self.table.cellDoubleClicked.connect(lambda r, _c: self.assign_selected(
             self.table.item(r, 1).text()))
         self.assign_button = QtWidgets.QToolButton(text="Assign selected to \u25be")
@@ -113,7 +113,7 @@ class DeployTab(QtWidgets.QWidget):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([470, 810])
+        split.setSizes([640, 760])
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(split)
@@ -170,6 +170,8 @@ class DeployTab(QtWidgets.QWidget):
                 if not row.alive:
                     item.setForeground(QtGui.QColor(*GONE_COLOR))
                 self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, 18)
         alive = self.agents.alive()
         if alive and self.status.text().startswith("Looking"):
             self.status.setText(f"{len(alive)} agent{'s' * (len(alive) != 1)} found")
@@ -198,7 +200,8 @@ class DeployTab(QtWidgets.QWidget):
     def _redraw(self) -> None:
         tint, desc = {}, self.editor.desc
         self.modules.clear()
-        for mid, md in desc.modules.items():
+        pos = self.editor.display_positions()
+        for mid, md in sorted(desc.modules.items(), key=lambda kv: tuple(pos.get(kv[0], (0, 0)))):
             name = self.agent_of(mid)
             rgb = self.agents.color_of(name) if name else None
             st, reason = self.module_state.get(mid, ("", ""))

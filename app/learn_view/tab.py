@@ -114,6 +114,7 @@ class LearnTab(QtWidgets.QWidget):
         self.heat_image = pg.ImageItem()
         self.heat_image.setColorMap(pg.colormap.get("viridis"))
         self.heat.addItem(self.heat_image)
+        self.heat.hide()  # until an evaluation has a matrix to show
         bottom = QtWidgets.QWidget()
         blay = QtWidgets.QVBoxLayout(bottom)
         blay.setContentsMargins(0, 0, 0, 0)
@@ -243,6 +244,7 @@ class LearnTab(QtWidgets.QWidget):
         self.eval_text.setText(f"<b>accuracy {ev['accuracy']:.2%}</b> \u00b7 top-3 {top3} "
                                f"\u00b7 {ev['forward_ms']:.3f} ms per sample \u00b7 "
                                f"{ev['samples']:,} samples")
+        self.heat.show()
         m = np.asarray(ev["confusion"], dtype=np.float64)
         norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
         self.heat_image.setImage(norm.T, levels=(0, 1))  # ImageItem: axis 0 is x

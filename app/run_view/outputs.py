@@ -54,7 +54,7 @@ class OutputPanel(QtWidgets.QWidget):
             self.bars_grid.addWidget(bar, i, 1)
             self.bars.append((name, bar))
         self.plot.clear()
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(-10, 10), colCount=2 if len(labels) > 6 else 1)
         self.curves = [self.plot.plot(pen=pg.intColor(i, max(len(labels), 1)), name=lab)
                        for i, lab in enumerate(labels[:MAX_BARS])]
         self.history.clear()

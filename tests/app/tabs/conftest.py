@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from app.deploy_view import ensure_tabs
 from tests.app.gui.conftest import _config_dir, _discard_changes  # noqa: F401 (fixture)
 
 
@@ -51,12 +52,7 @@ def _window(qtbot, monkeypatch, local: bool):
     monkeypatch.setenv("DIANNE_INTERFACE", "127.0.0.1")
     monkeypatch.setenv("DIANNE_LOCAL_AGENT", "1" if local else "0")
     win = MainWindow(Settings.load())
-    if not hasattr(win, "deploy_tab"):  # until main_window installs them itself
-        from app.deploy_view import install_tabs
-
-        while win.tabs.count() > 1:
-            win.tabs.removeTab(1)
-        install_tabs(win)
+    ensure_tabs(win)
     qtbot.addWidget(win, before_close_func=_discard_changes)
     win.show()
     qtbot.waitExposed(win)
