@@ -50,10 +50,11 @@ def screenshot(win, path: str | Path, tab: str = "build") -> Path:
     """Render ``win`` (after pending loads) with ``tab`` shown into a PNG file."""
     from PySide6 import QtWidgets  # noqa: PLC0415
 
-    from app.main_window import TABS  # noqa: PLC0415
-
     win.workers.wait_idle()
-    win.tabs.setCurrentIndex(TABS.index(tab))
+    index = win.tab_index(tab)
+    if index < 0:
+        raise OSError(f"the window has no {tab!r} tab")
+    win.tabs.setCurrentIndex(index)
     win.show()
     for _ in range(5):
         QtWidgets.QApplication.processEvents()
@@ -87,6 +88,7 @@ def run(args) -> int:
         win.close()
         return 0
     win.show()
+    win.start_agents()  # the local agent on loopback: everything works on one laptop
     return app.exec()
 
 

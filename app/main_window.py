@@ -24,7 +24,6 @@ from engine.repository import Repository
 log = logging.getLogger(__name__)
 qt_compat.ensure()  # NodeGraphQt enum aliases, and None's reference count (app.gui_pyside)
 FIRST_EXAMPLE = "mnist-mlp"
-TABS = ("build", "deploy", "learn", "run")
 _PLACEHOLDERS = {
     "Deploy": "Place the network's modules on agents (this laptop's local agent or others "
               "found on the network), each agent in its own colour.",
@@ -61,10 +60,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.error_box: QtWidgets.QMessageBox | None = None
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.build, "Build")
-        for title in ("Deploy", "Learn", "Run"):
-            self.tabs.addTab(_placeholder(title), title)
         self.setCentralWidget(self.tabs)
         self._make_status_bar(backend)
+        if not self._install_views():
+            for title in ("Deploy", "Learn", "Run"):
+                self.tabs.addTab(_placeholder(title), title)
         self._make_menus()
         self.build.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.workers.busy_changed.connect(self._on_busy)
@@ -73,6 +73,34 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1280, 800)
 
     # ------------------------------------------------------------------------ building ---
+    def _install_views(self) -> bool:
+        """Deploy / Learn / Run from app.deploy_view when that work is present; a failure there
+        must not keep the Build tab from opening (placeholders are shown instead)."""
+        try:
+            from app.deploy_view import install_tabs  # noqa: PLC0415
+        except ImportError:
+            return False
+        try:
+            install_tabs(self)
+        except Exception:  # noqa: BLE001 - log it, keep the editor usable
+            log.exception("the Deploy/Learn/Run tabs could not be built")
+            while self.tabs.count() > 1:
+                self.tabs.removeTab(1)
+            return False
+        return True
+
+    def start_agents(self) -> None:
+        """Agents discovery and this computer's local agent, in the background (app start);
+        they stop when the window closes."""
+        lifetime = getattr(self, "tabs_lifetime", None)
+        if lifetime is not None:
+            lifetime.start()
+
+    def tab_index(self, name: str) -> int:
+        """Index of the tab titled ``name`` (case-insensitive); -1 when there is none."""
+        titles = [self.tabs.tabText(i).lower() for i in range(self.tabs.count())]
+        return titles.index(name.lower()) if name.lower() in titles else -1
+
     def _make_status_bar(self, backend: str | None) -> None:
         bar = self.statusBar()
         self.totals_label = QtWidgets.QLabel()

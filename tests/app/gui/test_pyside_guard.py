@@ -1,5 +1,6 @@
 """app.gui_pyside: PySide6 6.12 on CPython 3.11 lowers None's reference count on every void
-call; unguarded, 20 000 calls abort the interpreter ("deallocating None"). Guarded, they run."""
+call (and True's on others); unguarded, 20 000 calls abort the interpreter ("deallocating
+None"). Guarded, they run."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ w = QtWidgets.QWidget()
 before = sys.getrefcount(None)
 for _ in range(20000):
     w.setToolTip("x")
+print(min(sys.getrefcount(True), sys.getrefcount(False)) >= 1 << 59, file=sys.stderr)
 print(before - sys.getrefcount(None))
 """
 
@@ -35,6 +37,7 @@ def test_void_calls_no_longer_wear_none_down():
     raw = _run("raw")
     guarded = _run("guarded")
     assert guarded.returncode == 0, guarded.stderr
+    assert guarded.stderr.split()[-1] == "True"  # True and False are pinned as well
     drop = int(guarded.stdout.split()[-1])
     if drop == 0:  # a PySide6 without the bug: the guard is simply unused
         assert raw.returncode == 0
