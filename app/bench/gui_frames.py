@@ -67,6 +67,8 @@ def _measure(app, seconds: float, each_500ms=None) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtCore  # noqa: PLC0415
+
     from app.deploy_view import ensure_tabs  # noqa: PLC0415
     from app.gui_app import _application, make_window  # noqa: PLC0415
 
@@ -104,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
         points = len(learn.points["it"])
         run_tab.sources.play.setChecked(False)
         learn.stop()
+        end = time.monotonic() + 10
+        while learn.runner.running and time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
         win.workers.wait_idle()
+        QtCore.QThreadPool.globalInstance().waitForDone(5000)
     finally:
         win.tabs_lifetime.stop()
         win.editor.undo_stack.set_clean()

@@ -7,7 +7,7 @@ and redrawn from the editor, so the network cannot change from this view; select
 
 from __future__ import annotations
 
-from app.editor.canvas import Canvas
+from app.editor.canvas import Canvas, info_lines
 from app.editor.model import Change
 
 UNASSIGNED = (70, 70, 70)
@@ -38,17 +38,19 @@ class PlacementCanvas(Canvas):
         self._sync_info()
 
     def _sync_info(self) -> None:
-        super()._sync_info()
+        """Like the Build canvas's, with the agent's colour and the state line (each node's
+        text is set once, so unchanged nodes are not re-laid out)."""
+        shapes = self.editor.shapes
         for mid, node in self._nodes.items():
+            md = self.editor.desc.modules[mid]
+            text, tip = info_lines(md.type, md.name, shapes.modules.get(mid))
             rgb, state = self.tint.get(mid, (UNASSIGNED, ""))
             view = node.view
             color = (*rgb, 255)
             if tuple(view.color) != color:
                 node.model.color = view.color = color
                 view.update()
-            if state:
-                text = view.info_text().split("\n\u25cf ")[0]
-                view.set_info(f"{text}\n\u25cf {state}", view.dianne_tooltip)
+            view.set_info(f"{text}\n\u25cf {state}" if state else text, tip)
 
     def state_text(self, mid: str) -> str:
         """The state line shown under a module (for tests and screenshots)."""

@@ -38,6 +38,7 @@ class DeployTab(QtWidgets.QWidget):
         self.state, self.agents = state, state.agents
         self.editor = state.editor
         self.module_state: dict[str, tuple[str, str]] = {}  # uuid -> (state, reason)
+        self._colors: dict[str, tuple[bool, tuple[int, int, int]]] = {}
         self.placement = Placement(self._on_placement)
         self.canvas = PlacementCanvas(self.editor, self)
         self._build()
@@ -175,7 +176,10 @@ class DeployTab(QtWidgets.QWidget):
         alive = self.agents.alive()
         if alive and self.status.text().startswith("Looking"):
             self.status.setText(f"{len(alive)} agent{'s' * (len(alive) != 1)} found")
-        self._redraw()
+        colors = {r.info.name: (r.alive, r.color) for r in rows}
+        if colors != self._colors:  # an RTT update alone does not redraw the canvas
+            self._colors = colors
+            self._redraw()
 
     def _on_gone(self, aid: str) -> None:
         row = self.agents.rows[aid]

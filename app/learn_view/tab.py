@@ -20,7 +20,8 @@ from app.learn_view.job import JobRunner
 from engine.losses import CRITERIA
 from engine.optim import METHODS
 
-pg.setConfigOptions(antialias=True)
+# No antialiasing: antialiased wide paths cost the raster engine ~2 ms per curve per repaint,
+# which showed up as the largest GUI-thread block in ``dianne bench gui-frames``.
 
 
 def _spin(value: float, lo: float, hi: float, decimals: int = 4,
