@@ -32,7 +32,7 @@ from engine.modules.conv_ops import (
     window_dims,
     window_view,
 )
-from engine.modules.conv_plan import ConvPlan
+from engine.modules.conv_plan import ConvPlan, folded_bytes
 from engine.modules.conv_temporal import TemporalConvMixin
 
 CONV_PROPS = (
@@ -84,6 +84,7 @@ class _ConvBase(Module):
         self._slot = Slot()
         self._frozen = False
         self._wino: tuple[Any, Any] | None = None
+        self._locked: list[Any] = []  # parameter arrays made read-only while frozen
 
     def weight_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -176,21 +177,31 @@ class Convolution(TemporalConvMixin, _ConvBase):
     # ------------------------------------------------------------------ frozen weights
     def freeze(self) -> None:
         """Inference mode (``Network.eval()``): large 3x3 layers may run as Winograd with
-        transformed weights computed once; the weight array is read-only while they are kept,
-        so a write that would leave them stale fails instead. Undone by :meth:`thaw`,
-        ``train()``, ``set_flat`` and ``reset``."""
+        transformed weights computed once, small layers keep their bias-folded GEMM matrix
+        (see ``ConvPlan``) instead of refilling it per call; the parameter arrays are read-only
+        while such forms are kept, so a write that would leave them stale fails instead.
+        Undone by :meth:`thaw`, ``train()``, ``set_flat`` and ``reset``."""
         if not self._frozen:
             self._frozen = True
             self._slot.clear()
 
     def freeze_bytes(self) -> int:
-        """Memory :meth:`freeze` may keep (the Winograd weights), 0 when it would keep none."""
-        return winograd.kept_bytes(self)
+        """Memory :meth:`freeze` may keep (the Winograd weights or the bias-folded matrix, 0 when
+        it would keep none; a layer runs one form or the other)."""
+        return max(winograd.kept_bytes(self), folded_bytes(self))
+
+    def lock_params(self) -> None:
+        """Make the parameter arrays read-only while forms derived from them are kept."""
+        for p in self.params.values():
+            if p.flags.writeable:
+                p.flags.writeable = False
+                self._locked.append(p)
 
     def thaw(self) -> None:
-        if self._wino is not None:
-            self._wino[0].flags.writeable = True
-            self._wino = None
+        for p in self._locked:
+            p.flags.writeable = True
+        self._locked = []
+        self._wino = None
         if self._frozen:
             self._frozen = False
             self._slot.clear()
@@ -199,10 +210,8 @@ class Convolution(TemporalConvMixin, _ConvBase):
         """The Winograd-transformed weights of the current (read-only) weight array."""
         w = self.params["weight"]
         if self._wino is None or self._wino[0] is not w:
-            if self._wino is not None:
-                self._wino[0].flags.writeable = True
             self._wino = (w, winograd.transform_weights(w))
-            w.flags.writeable = False
+            self.lock_params()
         return self._wino[1]
 
     def train(self, mode: bool = True) -> Convolution:

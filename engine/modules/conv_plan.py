@@ -15,7 +15,9 @@ Two layouts of the im2col matrix:
   computes. Its output is a ``(O, OH, Wp)`` buffer seen through an ``(O, OH, OW)`` view.
 
 Small layers also fold the bias into the GEMM (a row of ones under the matrix, the bias as one
-more weight column), saving a broadcast add that costs more than the GEMM's extra row.
+more weight column), saving a broadcast add that costs more than the GEMM's extra row. That
+``(O, C*K + 1)`` matrix is refilled from the parameters on every call, except while the layer is
+frozen (``Network.eval()``): it is filled once and the parameters are read-only until thawed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from engine.modules.conv_ops import interior, prod, window_view
 
 SHIFTED_MAX_EXTRA_MACS = 2_000_000  # ignored-column work the shifted layout may add
 AUG_MAX_WEIGHTS = 8192  # weights copied per call when the bias is folded into the GEMM
+
+
+def folded_bytes(conv: Any) -> int:
+    """Bytes of the bias-folded matrix a frozen spatial/volumetric ``conv`` keeps (0: none)."""
+    size = conv.n_out * (conv.n_in * conv.K + 1)
+    return size * conv.dtype.itemsize if conv.nd > 1 and size <= AUG_MAX_WEIGHTS else 0
 
 
 class ConvPlan:
@@ -78,10 +86,15 @@ class ConvPlan:
             self.cols_dst = self.cols[:, :ck].reshape((n, c, *k, *out))
             self.y = xp.empty((n, o, length), dtype=dt)
             view = self.y.reshape((n, o, *out))
+        self.ck, self.length = ck, length
+        # Frozen (numpy: read-only flags): the folded matrix is filled once, not per call.
+        self.fixed = self.aug and conv._frozen and xp is np
         if self.aug:
             self.cols[:, ck] = 1.0
             self.wb = xp.empty((o, ck + 1), dtype=dt)
-        self.ck, self.length = ck, length
+            if self.fixed:
+                self._fold(conv)
+                conv.lock_params()
         self.view = view[0] if single else view
         self.threads = blas.governor(n * o * ck * length)
 
@@ -91,13 +104,12 @@ class ConvPlan:
         if self.x_dst is not None:
             xp.copyto(self.x_dst, xb)
         xp.copyto(self.cols_dst, self.window)
-        w2 = conv.params["weight"].reshape(conv.n_out, self.ck)
-        bias = conv.params["bias"]
         if self.aug:
-            wb = self.wb
-            wb[:, : self.ck] = w2
-            wb[:, self.ck] = bias
-            w2 = wb
+            if not self.fixed:
+                self._fold(conv)
+            w2 = self.wb
+        else:
+            w2 = conv.params["weight"].reshape(conv.n_out, self.ck)
         gemm, a, b, y = ((xp.dot, w2, self.cols[0], self.y[0]) if self.n == 1
                          else (xp.matmul, w2, self.cols, self.y))
         if self.threads is None:
@@ -106,8 +118,13 @@ class ConvPlan:
         else:
             self.threads.run(gemm, a, b, out=y)
         if not self.aug:
-            xp.add(self.y, bias[:, None], out=self.y)
+            xp.add(self.y, conv.params["bias"][:, None], out=self.y)
         return self.view
+
+    def _fold(self, conv: Any) -> None:
+        wb, ck = self.wb, self.ck
+        wb[:, :ck] = conv.params["weight"].reshape(conv.n_out, ck)
+        wb[:, ck] = conv.params["bias"]
 
     # ------------------------------------------------------------------ backward
     def backward(self, conv: Any, grad_output: Any, in_shape: tuple[int, ...]) -> Any:

@@ -175,6 +175,27 @@ def test_frozen_winograd_equals_direct_and_locks_the_weights(monkeypatch):
     assert type((conv.forward(x), conv._cache[0])[1]).__name__ == "ConvPlan"
 
 
+def test_frozen_small_conv_keeps_its_folded_matrix_and_locks_the_parameters():
+    conv = create_module("Convolution", noInputPlanes=2, noOutputPlanes=3, kernelWidth=3,
+                         kernelHeight=3, padX=1)
+    conv.reset(3)
+    x = RNG.standard_normal((2, 6, 7)).astype(np.float32)
+    direct = np.array(conv.forward(x))
+    conv.freeze()
+    np.testing.assert_allclose(conv.forward(x), direct, **F32)
+    plan = conv._cache[0]
+    assert plan.aug and plan.fixed
+    for name in ("weight", "bias"):
+        with pytest.raises(ValueError, match="read-only"):
+            conv.params[name][0] = 1.0  # would leave the folded matrix stale
+    conv.set_flat(conv.get_flat() * 0.5)  # the supported way: the matrix is refilled
+    np.testing.assert_allclose(conv.forward(x), direct * 0.5, **F32)
+    conv.train()  # training: refilled per call, parameters writable and followed
+    conv.params["bias"][...] += 1.0
+    np.testing.assert_allclose(conv.forward(x), direct * 0.5 + 1.0, **F32)
+    assert not conv._cache[0].fixed
+
+
 def test_backward_after_a_frozen_forward(monkeypatch):
     conv = winograd_conv(monkeypatch)
     x = RNG.standard_normal((6, 6, 6)).astype(np.float32)
