@@ -71,7 +71,9 @@ def test_vanished_agent_turns_grey(qtbot, tabs_window):
         mid = next(iter(win.editor.desc.modules))
         assert tuple(tab.canvas.node(mid).view.color)[:3] == (110, 110, 110)
         assert tab.canvas.state_text(mid).startswith("failed: agent tabs-vanish is gone")
-        assert tab.table.item(0, 6).text() == "gone"
+        rows = [r for r in range(tab.table.rowCount())
+                if tab.table.item(r, 1).text() == info["name"]]
+        assert [tab.table.item(r, 6).text() for r in rows] == ["gone"]
     finally:
         proc.kill()
         proc.wait(5)
