@@ -44,8 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse messages larger than this (default 1 GiB)")
     p.add_argument("--max-tensor-elements", type=int, default=1 << 28, metavar="N",
                    help="refuse tensors with more elements than this (default 2^28)")
+    p.add_argument("--max-deployments", type=_positive, default=64, metavar="N",
+                   help="refuse a new deployment beyond N held at once (default 64)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer. Received: {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
                       max_tensor_elements=args.max_tensor_elements)
     agent = Agent(name=args.name, bind=args.bind, backend=args.backend,
                   repository=args.repository, keys=keys, limits=limits,
-                  agent_id=args.agent_id)
+                  agent_id=args.agent_id, max_deployments=args.max_deployments)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

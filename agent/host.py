@@ -105,6 +105,9 @@ class Fragment:
         self.last_outputs: tuple[str, ...] | None = None
         self.send: Send | None = None
         self.report: Report | None = None
+        self.owner = b""          # routing id of the session that deployed it
+        self.client = b""         # where results go (the sender of the current sample)
+        self.token: str | None = None  # the deployment's secret (peers and client hold it)
 
     # ------------------------------------------------------------------ plans
     def outputs_of(self, requested: list[str] | None) -> tuple[str, ...]:

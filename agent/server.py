@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.25
 SEND_TIMEOUT_MS = 2000
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 class Agent:
@@ -43,13 +44,14 @@ class Agent:
     def __init__(self, *, name: str | None = None, bind: str = "tcp://127.0.0.1:0",
                  backend: str | None = None, repository: str | None = None,
                  keys: Keys | None = None, limits: P.Limits = P.DEFAULT_LIMITS,
-                 agent_id: str | None = None) -> None:
+                 agent_id: str | None = None, max_deployments: int = 64) -> None:
         self.id = agent_id or str(uuid.uuid4())
         self.name = name or f"{socket.gethostname()}-{self.id[:8]}"
         self.backend: Backend = get_backend(backend)
         self.repository = repository
         self.keys = keys
         self.limits = limits
+        self.max_deployments = max_deployments
         self.handlers = load_all()
         self.deployments: dict[str, Fragment] = {}
         self.addresses: dict[str, str] = {}  # peer agent id -> address
@@ -70,6 +72,9 @@ class Agent:
         # A hard guard per frame (zmq drops the connection beyond it); below it, oversized
         # messages get an error reply from the protocol's own limits.
         self.router.setsockopt(zmq.MAXMSGSIZE, 2 * limits.max_message_bytes + (1 << 20))
+        self._monitor = None
+        if keys is not None:  # a client without CURVE fails in the ZMTP handshake, unseen by
+            self._monitor = self.router.get_monitor_socket(HANDSHAKE_FAILED)  # the ZAP callback
         self.address = _bind(self.router, bind)
         host = self.address.rsplit(":", 1)[0]
         self.pub = self._socket(zmq.PUB)
@@ -193,12 +198,17 @@ class Agent:
         self._publisher.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         log.info("agent %s (%s) serving on %s, events on %s", self.name, self.id,
                  self.address, self.events_address)
         while not stop.is_set() and not self._stop.is_set():
             self._reload_keys()
-            if not poller.poll(200):
+            ready = dict(poller.poll(200))
+            if not ready:
                 continue
+            if self._monitor is not None and self._monitor in ready:
+                self._log_handshakes()
             while True:
                 try:
                     parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -208,6 +218,22 @@ class Agent:
                 reply = self.handle(sender, frames)
                 if reply is not None:
                     self.reply(sender, reply)
+
+    def _log_handshakes(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415
+
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                why = zmq.Event(event["value"]).name
+            except ValueError:
+                why = str(event["value"])
+            log.warning("refused a client on %s: its handshake failed (%s; a client without "
+                        "CURVE keys, or not speaking ZMTP, when --keys is on)",
+                        event["endpoint"].decode(errors="replace"), why)
 
     def _reload_keys(self) -> None:
         """Pick up public keys added to (or removed from) the authorized folder, once a
@@ -237,6 +263,9 @@ class Agent:
                 stop()
         if self._publisher.is_alive():
             self._publisher.join(timeout=2)
+        if self._monitor is not None:
+            self.router.disable_monitor()
+            self._monitor.close(0)
         for sock in [self.router, self.pub, *self.peers.values()]:
             sock.close(0)
         if self._auth is not None:

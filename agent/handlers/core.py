@@ -5,15 +5,19 @@ Content keys (tensors are referred to by index into the message's tensor list):
 - ``hello`` / ``info`` -> ``info``: the agent's identity, backends, cores, memory, deployments.
 - ``ping`` -> ``pong``.
 - ``deploy`` {deployment, network (modules.txt text), placement {uuid: agent id}, agents
-  {agent id: address}, weights {uuid: tensor}} -> ``deployed`` {deployment, modules}. Deploying
-  an existing id again re-places it; modules that stay keep their parameters.
+  {agent id: address}, weights {uuid: tensor}, token?} -> ``deployed`` {deployment, modules}.
+  Deploying an existing id again re-places it (only from the deploying session or with the
+  token); modules that stay keep their parameters. ``token`` (a secret the client draws) is what
+  ``forward``/``backward`` from another session and every ``tensor`` must carry; an agent holds
+  at most ``max_deployments`` deployments (``refused`` beyond).
 - ``undeploy`` {deployment | name} -> ``undeployed`` {deployments}.
 - ``forward`` {deployment, sample, outputs [uuid] | null, feeds {input uuid: tensor}}: no direct
   reply; every requested Output sends ``result`` {deployment, sample, kind "forward", module,
   tensor} to the client, from whichever agent holds it; a failure sends ``error`` {code,
   message, deployment, sample}.
 - ``tensor`` (agent to agent) {deployment, sample, dir "forward"|"backward", from, to, outputs,
-  client, tensor (absent: no gradient)}.
+  client, token, tensor (absent: no gradient)}: refused (``refused`` error, logged) without the
+  deployment's token, so no client can redirect a deployment's results.
 - ``backward`` {deployment, sample, grads {output uuid: tensor | null}}: every Input of the last
   forward's plan sends ``result`` {kind "backward", module, tensor | null}.
 - ``get_parameters`` {deployment, modules?, grads?} -> ``parameters`` {modules {uuid: tensor}}.
@@ -23,6 +27,7 @@ Content keys (tensors are referred to by index into the message's tensor list):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from agent import protocol as P
@@ -30,6 +35,8 @@ from agent.handlers import handler
 from agent.host import Fragment
 from engine.description import parse_network
 from engine.errors import DianneError, ModuleError
+
+log = logging.getLogger(__name__)
 
 
 @handler("hello", "info")
@@ -67,10 +74,21 @@ def deploy(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
         if not isinstance(value, str):
             raise P.ProtocolError(P.E_BAD_REQUEST, f"deploy: placement and agents map ids to "
                                                    f"strings. Received: {key}: {value!r}"[:200])
+    token = c.get("token")
+    if token is not None and not isinstance(token, str):
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"deploy: 'token' is a string. "
+                                               f"Received: {str(token)[:60]}")
+    previous = agent.deployments.get(dep)
+    if previous is not None and not _allowed(previous, sender, token):
+        _refuse(agent, "deploy", dep, sender)
+    if previous is None and len(agent.deployments) >= agent.max_deployments:
+        raise P.ProtocolError(P.E_REFUSED, f"agent {agent.name} holds {agent.max_deployments} "
+                                           f"deployments, its limit (--max-deployments); "
+                                           f"undeploy one first. Received: deployment {dep}")
     desc = parse_network(text, f"deployment {dep}")
     desc.validate()
-    frag = Fragment(dep, desc, dict(placement), agent.id, agent.backend,
-                    previous=agent.deployments.get(dep))
+    frag = Fragment(dep, desc, dict(placement), agent.id, agent.backend, previous=previous)
+    frag.owner, frag.token = sender, token
     for mid, ref in weights.items():
         frag.local_module(mid).set_flat(P.tensor_ref(msg, ref, f"deploy: weights of {mid}"))
     frag.train(False)
@@ -80,15 +98,29 @@ def deploy(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
     return msg.reply("deployed", {"deployment": dep, "modules": sorted(frag.modules)})
 
 
+def _allowed(frag: Fragment, sender: bytes, token: Any) -> bool:
+    """Whether a message may drive ``frag``: it comes from the session that deployed it, or
+    carries the deployment's token (peers of the deployment and its client know it)."""
+    return sender == frag.owner or (frag.token is not None and token == frag.token)
+
+
+def _refuse(agent: Any, what: str, dep: str, sender: bytes) -> None:
+    log.warning("agent %s: refused a %s for deployment %s from %s: not its client or a peer "
+                "(no matching token)", agent.name, what, dep, sender.hex()[:32])
+    raise P.ProtocolError(P.E_REFUSED, f"agent {agent.name}: {what} for deployment {dep} "
+                                       f"refused: only its client and its peer agents (which "
+                                       f"hold its token) may send it. Received: {what}")
+
+
 def _wire(agent: Any, frag: Fragment) -> None:
     """Give the fragment its two ways out: tensors to peer agents, results to the client."""
-    frag.client = b""
+    frag.client = frag.owner
 
     def send(peer: str, kind: str, sample: str, src: str, dst: str,
              outputs: list[str] | None, tensor: Any) -> None:
         out = P.Message("tensor", {"deployment": frag.id, "sample": sample, "dir": kind,
                                    "from": src, "to": dst, "outputs": outputs,
-                                   "client": frag.client.hex()})
+                                   "client": frag.client.hex(), "token": frag.token})
         if tensor is not None:
             out.tensors.append(private(tensor))
         agent.send_agent(peer, out)
@@ -133,6 +165,8 @@ def forward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
     frag = fragment(agent, msg)
     sample = P.need(msg.content, "sample", str, "forward")
     feeds = P.need(msg.content, "feeds", dict, "forward")
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, "forward", frag.id, sender)
     frag.client = sender
     try:
         outputs = frag.outputs_of(msg.content.get("outputs"))
@@ -149,6 +183,10 @@ def tensor(agent: Any, msg: P.Message, sender: bytes) -> None:
     c = msg.content
     sample = P.need(c, "sample", str, "tensor")
     client = P.need(c, "client", str, "tensor")
+    if frag.token is None or c.get("token") != frag.token:
+        # Only a peer of the deployment knows its token; anyone else could otherwise send
+        # the deployment's results (from here on) to an address of its choosing.
+        _refuse(agent, "tensor", frag.id, sender)
     try:
         frag.client = bytes.fromhex(client)
         src, dst = P.need(c, "from", str, "tensor"), P.need(c, "to", str, "tensor")
@@ -170,6 +208,8 @@ def backward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
     frag = fragment(agent, msg)
     sample = P.need(msg.content, "sample", str, "backward")
     grads = P.need(msg.content, "grads", dict, "backward")
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, "backward", frag.id, sender)
     frag.client = sender
     try:
         for mid, ref in grads.items():

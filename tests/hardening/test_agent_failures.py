@@ -107,6 +107,7 @@ def test_curve_refuses_and_logs_an_unknown_client(tmp_path: Path) -> None:
     intruder = (elsewhere / "intruder.key").read_text()
     refusals = [line for line in log.splitlines() if "refused" in line.lower()]
     assert refusals, f"no refusal logged:\n{log}"
+    assert any("handshake failed" in line for line in refusals), log  # the client without CURVE
     assert any(key in log for key in _z85_keys(intruder)), log
 
 

@@ -48,7 +48,7 @@ def run_fuzz(fuzzed_agent, count: int) -> None:
     want = net.forward(x)
     np.testing.assert_allclose(dep.forward(x), want, rtol=0, atol=1e-6)
     target = Target(dep.id, desc.inputs()[0].id, 784, dumps_network(desc), MAX_MESSAGE,
-                    MAX_ELEMENTS)
+                    MAX_ELEMENTS, dep.token)
     stats = fuzz_agent(agent.address, agent.proc.pid, target, count)
     print(f"\nfuzz: {stats.sent} messages in {stats.seconds:.1f} s, {stats.errors} error "
           f"replies, {stats.other_replies} other replies; kinds {dict(stats.by_kind)}; "

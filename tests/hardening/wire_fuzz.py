@@ -23,7 +23,7 @@ import zmq
 from agent import protocol as P
 
 CODES = {P.E_PROTOCOL, P.E_VERSION, P.E_UNKNOWN_TYPE, P.E_TOO_LARGE, P.E_BAD_REQUEST,
-         P.E_MODULE}
+         P.E_MODULE, P.E_REFUSED}
 JUNK: list[Any] = [None, True, False, -1, 0, 7, 2**63, 1e308, -0.5, "", "zz", "\u0000\ud7ff",
                    [], [1, "a"], {}, {"a": {"b": []}}, "0bad0000-0000-4000-8000-000000000099"]
 DTYPE_LIES = ["object", "<f4", ">f4", "float128", "bool", "complex64", "", None, 3, ["float32"],
@@ -40,6 +40,7 @@ class Target:
     network_text: str
     max_message_bytes: int
     max_tensor_elements: int
+    token: str | None = None  # the deployment's token: the fuzz's messages pass the check
 
 
 @dataclass
@@ -68,9 +69,9 @@ def _valid(rng: random.Random, t: Target) -> tuple[dict, list[bytes]]:
     desc, frame = _f32(t.input_size)
     choices = {
         "forward": ({"deployment": t.deployment, "sample": "s1", "outputs": None,
-                     "feeds": {t.input_id: 0}}, [desc], [frame]),
-        "backward": ({"deployment": t.deployment, "sample": "s2", "grads": {t.input_id: 0}},
-                     [desc], [frame]),
+                     "feeds": {t.input_id: 0}, "token": t.token}, [desc], [frame]),
+        "backward": ({"deployment": t.deployment, "sample": "s2", "grads": {t.input_id: 0},
+                      "token": t.token}, [desc], [frame]),
         "deploy": ({"deployment": f"fuzz-{rng.getrandbits(32):x}", "network": t.network_text,
                     "placement": {}, "agents": {}, "weights": {}}, [], []),
         "get_parameters": ({"deployment": t.deployment, "modules": [t.input_id]}, [], []),
@@ -78,7 +79,8 @@ def _valid(rng: random.Random, t: Target) -> tuple[dict, list[bytes]]:
                            [desc], [frame]),
         "mode": ({"deployment": t.deployment, "train": False}, [], []),
         "tensor": ({"deployment": t.deployment, "sample": "s3", "client": "00", "dir": "forward",
-                    "from": t.input_id, "to": t.input_id, "outputs": None}, [desc], [frame]),
+                    "from": t.input_id, "to": t.input_id, "outputs": None, "token": t.token},
+                   [desc], [frame]),
         "undeploy": ({"deployment": f"nothing-{rng.getrandbits(16)}"}, [], []),
     }
     type_ = rng.choice(sorted(choices))
