@@ -96,6 +96,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if lifetime is not None:
             lifetime.start()
 
+    def stop_agents(self) -> None:
+        """Stop what :meth:`start_agents` started (the local agent process included)."""
+        lifetime = getattr(self, "tabs_lifetime", None)
+        if lifetime is not None and lifetime.started:
+            lifetime.stop()
+
     def tab_index(self, name: str) -> int:
         """Index of the tab titled ``name`` (case-insensitive); -1 when there is none."""
         titles = [self.tabs.tabText(i).lower() for i in range(self.tabs.count())]
@@ -338,6 +344,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self.confirm_discard():
             self.workers.wait_idle()
+            self.stop_agents()
             event.accept()
         else:
             event.ignore()

@@ -150,3 +150,17 @@ def test_help_does_not_load_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip().endswith("NO-QT") and "--screenshot" in out.stdout
+
+
+def test_app_start_runs_a_local_agent_until_the_window_closes(qtbot, window, monkeypatch):
+    assert [window.tabs.tabText(i) for i in range(4)] == ["Build", "Deploy", "Learn", "Run"]
+    monkeypatch.setenv("DIANNE_INTERFACE", "127.0.0.1")
+    monkeypatch.setenv("DIANNE_LOCAL_AGENT", "1")
+    window.start_agents()
+    qtbot.waitUntil(lambda: window.agents_label.text() == "agents: 1", timeout=15000)
+    local = window.net_state.local_agent
+    proc = local.proc
+    assert proc is not None and proc.poll() is None
+    assert local.info["address"].startswith("tcp://127.0.0.1:")
+    assert window.close()
+    assert proc.wait(5) is not None  # stopped with the window
