@@ -184,8 +184,9 @@ class Canvas(QtCore.QObject):
         pos = {self._uuid[v.id]: tuple(v.xy_pos) for v in prev_pos if v.id in self._uuid}
 
         def splice() -> None:
-            self.editor.rewire([(a, b)], [(a, mid), (mid, b)])
-            self.editor.move(pos, label="Insert")
+            with self.editor.batch("Insert into a wire"):
+                self.editor.rewire([(a, b)], [(a, mid), (mid, b)])
+                self.editor.move(pos)
         self._try(splice)
 
     def _on_name_changed(self, node_id: str, name: str) -> None:

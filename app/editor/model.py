@@ -85,6 +85,7 @@ class NetworkEditor:
     def __init__(self, desc: NetworkDescription | None = None, layout: Layout | None = None,
                  folder: str | Path | None = None) -> None:
         self._listeners: list[Callable[[Change], None]] = []
+        self._tx: Transaction | None = None
         self.undo_stack = UndoStack()
         self.replace(desc, layout, folder)
 
@@ -134,17 +135,29 @@ class NetworkEditor:
     # ------------------------------------------------------------------------------ edits ---
     @contextmanager
     def _edit(self, label: str) -> Iterator[Transaction]:
-        tx = Transaction(self)
+        if self._tx is not None:  # inside batch(): part of the enclosing step
+            yield self._tx
+            return
+        tx = self._tx = Transaction(self)
         try:
             yield tx
         except BaseException:
             tx.rollback()
             raise
+        finally:
+            self._tx = None
         edit = tx.finish(label)
         if edit is not None:
             self.undo_stack.push(edit)
             self.known_ids.update(edit.after.modules)
             self._notify(Change(edit.module_ids, network=edit.before.network is not None))
+
+    @contextmanager
+    def batch(self, label: str) -> Iterator[None]:
+        """Several edits as one undoable step (all or nothing), e.g. dropping a node onto a
+        wire: rewire and move."""
+        with self._edit(label):
+            yield
 
     def add_module(self, type_name: str, pos: Position = (0, 0),
                    properties: Mapping[str, str] | None = None) -> str:

@@ -218,3 +218,32 @@ def test_side_panel_follows_the_selection_and_applies(qtbot, build):
     panel.name_edit.setText("renamed")
     panel.apply()
     assert build.editor.desc.name == "renamed"
+
+
+def test_title_rename_tab_search_and_dropping_a_node_onto_a_wire(build):
+    """What the viewer reports after an inline title edit, a Tab-search pick and a node
+    dragged onto a wire becomes one editor step each."""
+    editor, canvas = build.editor, build.canvas
+    viewer = canvas.graph.viewer()
+    lin = canvas.add_at("Linear", (0, 0))
+    viewer.node_name_changed.emit(canvas.node(lin).id, "fc1")
+    assert editor.module(lin).properties["name"] == "fc1"
+    assert canvas.node(lin).view.name == "fc1" and "Linear" in canvas.node(lin).view.info_text()
+    viewer.search_triggered.emit("dianne.modules.ReLU", (300, 0))
+    relu = canvas.selected()[0]
+    assert editor.module(relu).type == "ReLU" and editor.positions[relu] == (300, 0)
+    inp, out = canvas.add_at("Input", (0, 300)), canvas.add_at("Output", (400, 300))
+    editor.connect(inp, out)
+    tanh = canvas.add_at("Tanh", (200, 300))
+    depth = editor.undo_stack.index
+    pipe = canvas.node(inp).output_ports()[0].view.connected_pipes[0]
+    view = canvas.node(tanh).view
+    old = list(view.xy_pos)
+    view.xy_pos = [210.0, 290.0]  # the user dragged it onto the wire
+    viewer.insert_node.emit(pipe, view.id, {view: old})
+    assert editor.edges()[-2:] == [(inp, tanh), (tanh, out)]
+    assert editor.positions[tanh] == (210, 290)
+    assert editor.undo_stack.index == depth + 1
+    build.undo()
+    assert (inp, out) in editor.edges() and editor.positions[tanh] == (200, 300)
+    assert list(view.xy_pos) == [200.0, 300.0]

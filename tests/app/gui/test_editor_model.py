@@ -252,3 +252,20 @@ def test_unknown_types_are_kept_as_they_are(tmp_path):
     ed.set_properties(relu, {"beta": "2"})
     assert read_network(folder).modules[relu].type == "Swish"
     assert ed.module(relu).properties["beta"] == "2"
+
+
+def test_batch_is_one_step_and_all_or_nothing():
+    ed = NetworkEditor()
+    a, b = _chain(ed, "Input", "ReLU")
+    depth = ed.undo_stack.index
+    with ed.batch("two things"):
+        ed.move({a: (5, 5)})
+        ed.set_properties(b, {"name": "r"})
+    assert ed.undo_stack.index == depth + 1 and ed.undo_stack.undo_label() == "two things"
+    before = _texts(ed)
+    with pytest.raises(EditRefused), ed.batch("half"):
+        ed.move({a: (9, 9)})
+        ed.connect(b, b)
+    assert _texts(ed) == before and ed.undo_stack.index == depth + 1
+    ed.undo()
+    assert ed.positions[a] == (0, 0) and ed.module(b).properties["name"] == "ReLU"
