@@ -163,16 +163,15 @@ class Convolution(TemporalConvMixin, _ConvBase):
         if self.nd == 1:
             return self._forward_temporal(x)
         s = self._slot
-        if x is s.x and x.shape == s.shape:
-            plan, xb = s.data
-        else:
+        if x is not s.x or x.shape != s.shape:
             xb, single = self._batch(x, self.n_in)
             out = self._out(tuple(xb.shape[2:]), tuple(x.shape))
             wino = self._frozen and not self.training and winograd.eligible(self, xb, out)
             kind = winograd.WinogradPlan if wino else ConvPlan
-            plan, xb = s.keep(x, (kind(self, xb, single, out), xb))
-        self._cache = (plan, s.shape)
-        return plan.run(self, xb)
+            plan = kind(self, xb, single, out)
+            s.keep(x, (plan, xb, (plan, x.shape), getattr(plan, "go", plan.run)))
+        _, xb, self._cache, go = s.data
+        return go(self, xb)
 
     # ------------------------------------------------------------------ frozen weights
     def freeze(self) -> None:

@@ -79,6 +79,13 @@ class Linear(Module):
             flat, out, mode, gov = s.data
         else:
             flat, out, mode, gov = self._bind(x)
+        if mode == 0 and gov is None and flat is not None:  # one sample, small: the hot path
+            params = self.params
+            blas.use(1)
+            self._dot(params["weight"], flat, out=out)
+            self._add(out, params["bias"], out=out)
+            self._x, self._in_shape = flat, s.shape
+            return out
         if flat is None:
             flat = self._flat_input(x)
         params = self.params
