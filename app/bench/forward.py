@@ -25,9 +25,11 @@ import subprocess
 import sys
 import time
 import timeit
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: dianne --help stays fast
+    import numpy as np
+
 
 NAME = "forward"
 HELP = "single-sample forward time: ours vs ONNX Runtime and PyTorch (same network, same run)"
@@ -45,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _timed(engines: dict[str, Any], calls: int) -> dict[str, np.ndarray]:
     """Per-call seconds of every engine, interleaved in rounds."""
+    import numpy as np  # noqa: PLC0415
     times: dict[str, list[float]] = {k: [] for k in engines}
     rounds = min(calls, ROUNDS)
     per_round = max(1, calls // rounds)
@@ -60,12 +63,15 @@ def _timed(engines: dict[str, Any], calls: int) -> dict[str, np.ndarray]:
 
 
 def _stats(t: np.ndarray | None) -> tuple[float | None, float | None]:
+    import numpy as np  # noqa: PLC0415
     if t is None:
         return None, None
     return float(np.median(t) * 1e6), float(np.percentile(t, 99) * 1e6)
 
 
 def bench_net(key: str, calls: int | None, backend: Any) -> dict[str, Any]:
+    import numpy as np  # noqa: PLC0415
+
     from app.bench._forward_refs import ort_engine, torch_engine  # noqa: PLC0415
     from engine import zoo  # noqa: PLC0415
     from engine.graph import Network  # noqa: PLC0415
@@ -173,6 +179,8 @@ def overfeat_memory() -> dict[str, Any]:
 def module_overhead(backend: Any) -> dict[str, float]:
     """Marginal cost of one module call (a 1-value ReLU) in a chain, and numpy's call floor
     (the ``maximum`` that ReLU makes); the difference is the Python-level cost per module."""
+    import numpy as np  # noqa: PLC0415
+
     from engine.builder import NetworkBuilder  # noqa: PLC0415
     from engine.graph import Network  # noqa: PLC0415
 
@@ -198,6 +206,8 @@ def module_overhead(backend: Any) -> dict[str, float]:
 
 def environment() -> dict[str, Any]:
     import os  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
 
     from engine import blas  # noqa: PLC0415
 

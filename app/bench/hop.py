@@ -18,9 +18,11 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: dianne --help stays fast
+    import numpy as np
+
 
 NAME = "hop"
 HELP = "added latency of one module hop between two loopback agents vs raw pyzmq REQ/REP"
@@ -68,6 +70,7 @@ def _network(n: int) -> Any:
 
 
 def _raw_round_trip(sock: Any, header: bytes, x: np.ndarray) -> float:
+    import numpy as np  # noqa: PLC0415
     t0 = time.perf_counter()
     sock.send_multipart([header, x], copy=False)
     frames = sock.recv_multipart(copy=False)
@@ -82,6 +85,7 @@ def _timed(dep: Any, x: np.ndarray) -> float:
 
 
 def measure(sizes: tuple[int, ...], iterations: int) -> list[dict[str, Any]]:
+    import numpy as np  # noqa: PLC0415
     import zmq  # noqa: PLC0415
 
     from agent.client import deploy  # noqa: PLC0415

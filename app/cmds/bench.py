@@ -10,7 +10,8 @@ import pkgutil
 def _bench_modules() -> list:
     from app import bench  # noqa: PLC0415
 
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.ispkg)
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
+                   if not m.ispkg and not m.name.startswith("_"))  # _helpers: no benchmark
     modules = [importlib.import_module(f"app.bench.{name}") for name in names]
     return [m for m in modules if hasattr(m, "NAME")]
 

@@ -121,3 +121,18 @@ def test_bench_hop_json_rows(capsys) -> None:
     for r in rows:
         assert {"bytes", "hop_us_median", "hop_us_p99", "raw_us_median", "ratio"} <= set(r)
         assert r["raw_us_median"] > 0 and r["ratio"] == r["hop_us_median"] / r["raw_us_median"]
+
+
+def test_help_imports_no_agent_client_nor_zmq() -> None:
+    """``dianne --help`` builds every subcommand's parser; none may pull in the agent stack."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = ("import sys\nfrom app.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('zmq', 'agent.client', 'agent.session') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-300:]
