@@ -26,6 +26,7 @@ from engine.errors import DianneError
 from engine.shapes import ModuleShape
 
 log = logging.getLogger(__name__)
+MIN_ZOOM = 0.6  # below this the node text is unreadable (and NodeGraphQt hides it)
 
 
 def _shape_text(shape) -> str:
@@ -305,16 +306,22 @@ class Canvas(QtCore.QObject):
             view.set_info(text, tip)
 
     def fit(self) -> None:
-        """Show every node, zoomed out as needed but never zoomed in beyond 100 %."""
+        """Show the network: all of it when that is readable (zoom between MIN_ZOOM and 100 %),
+        else its start (inputs are on the left) at MIN_ZOOM; pan or zoom for the rest."""
         if not self._nodes:
             return
         viewer = self.graph.viewer()
         rect = viewer._combined_rect([n.view for n in self._nodes.values()])  # noqa: SLF001
         rect.adjust(-40, -40, 40, 40)
         port = viewer.viewport().size()
-        view = QtCore.QRectF(0, 0, max(rect.width(), port.width()),
-                             max(rect.height(), port.height()))
+        pw, ph = max(port.width(), 1), max(port.height(), 1)
+        scale = max(MIN_ZOOM, min(1.0, pw / rect.width(), ph / rect.height()))
+        view = QtCore.QRectF(0, 0, pw / scale, ph / scale)
         view.moveCenter(rect.center())
+        if rect.width() > view.width():
+            view.moveLeft(rect.left())
+        if rect.height() > view.height():
+            view.moveTop(rect.top())
         # NodeGraphQt's viewer shows exactly its _scene_range (it has no public setter).
         viewer._scene_range = view  # noqa: SLF001
         viewer._update_scene()  # noqa: SLF001

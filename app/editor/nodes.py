@@ -52,6 +52,13 @@ class DianneNodeItem(NodeItem):
         self._info_item.setDefaultTextColor(INFO_COLOR)
         self._info_item.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
         self.dianne_tooltip = ""
+        # NodeGraphQt hides the text of nodes narrower than 70 screen px ("proxy mode"); ours
+        # are 104 px wide, so at the canvas's 60 % minimum fit zoom titles would vanish.
+        self._proxy_mode_threshold = 45
+
+    def set_proxy_mode(self, mode: bool) -> None:
+        super().set_proxy_mode(mode)
+        self._info_item.setVisible(not mode)
 
     def set_info(self, text: str, tooltip: str) -> None:
         item = self._info_item
