@@ -50,6 +50,8 @@ class LocalAgent:
             try:
                 self.info = json.loads(line)
             except ValueError:
+                if self.proc is not proc:  # stopped while starting: nothing to report
+                    return
                 err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
                 on_failed(f"the local agent did not start: {err[-1] if err else 'no output'}")
                 return

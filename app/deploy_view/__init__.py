@@ -18,10 +18,13 @@ from PySide6 import QtCore
 class _Lifetime(QtCore.QObject):
     """Starts the agents on the first show of a tab, stops them when the window closes."""
 
+    failed = QtCore.Signal(str)  # from the local agent's start thread to the status bar
+
     def __init__(self, window: Any, state: Any, tabs: list[Any]) -> None:
         super().__init__(window)
         self.window, self.state, self.tabs = window, state, tabs
         self.started = False
+        self.failed.connect(lambda msg: window.statusBar().showMessage(msg, 10000))
         window.tabs.currentChanged.connect(self._on_tab)
         window.installEventFilter(self)
 
@@ -41,7 +44,7 @@ class _Lifetime(QtCore.QObject):
             local = LocalAgent()
             self.state.local_agent = local
             local.start(on_ready=lambda info: agents.watch(info["address"]),
-                        on_failed=lambda msg: self.window.statusBar().showMessage(msg, 10000))
+                        on_failed=self.failed.emit)
 
     def stop(self) -> None:
         if self.state.local_agent is not None:
