@@ -64,12 +64,24 @@ def weight_tags(folder: Path | None) -> list[str]:
 
     tags = {""}
     if folder is not None and folder.is_dir():
-        for sub in folder.iterdir():
-            for f in (sub.iterdir() if sub.is_dir() else ()):
-                parsed = parse_weight_filename(f.name)
-                if parsed is not None:
-                    tags.add("-".join(parsed[1]))
+        for f in folder.iterdir():
+            parsed = parse_weight_filename(f.name) if f.is_file() else None
+            if parsed is not None:
+                tags.add("-".join(parsed[1]))
     return sorted(tags)
+
+
+def store_weights(folder: Path, weights: dict[str, np.ndarray], tag: str) -> list[Path]:
+    """(Worker.) Write ``<uuid>-<tag>`` weight files into the network's folder."""
+    from engine.weights import weight_filename, write_weights  # noqa: PLC0415
+
+    tags = [t for t in tag.split("-") if t]
+    paths = []
+    for mid, flat in weights.items():
+        path = Path(folder) / weight_filename(mid, tags)
+        write_weights(path, flat)
+        paths.append(path)
+    return paths
 
 
 class NetState(QtCore.QObject):

@@ -209,12 +209,29 @@ class LearnTab(QtWidgets.QWidget):
         self.timer.stop()
         if "weights" in out:
             self.state.set_trained(out["weights"])
+            self._store(out["weights"])
         if out.get("error"):
             self.status.setText(f"training failed: {out['error']}")
         else:
             st = out["status"]
             self.status.setText(f"training {st.get('state')}: {self.status.text()}")
         self._buttons(False)
+
+    def _store(self, weights: dict) -> None:
+        """With a tag and a network folder, the trained weights are saved there as
+        ``<uuid>-<tag>`` files (the Deploy tab's tag chooser lists them)."""
+        from app.deploy_view.state import store_weights  # noqa: PLC0415
+
+        tag, folder = self.tag.text().strip(), self.state.editor.folder
+        if not tag:
+            return
+        if folder is None:
+            self.message.emit("save the network to keep tagged weights with it")
+            return
+        self.state.workers.start(store_weights, folder, weights, tag, label="saving weights",
+                                 on_done=lambda p: self.message.emit(
+                                     f"saved {len(p)} weight files tagged {tag} in {folder}"),
+                                 on_error=self.message.emit)
 
     def _failed(self, msg: str) -> None:
         self.timer.stop()

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.deploy_view.state import read_weights, weight_tags
 
-def test_train_from_learn_tab(qtbot, local_window):
+
+def test_train_from_learn_tab(qtbot, local_window, tmp_path):
     win = local_window
+    folder = tmp_path / "mnist-mlp"
+    assert win.save_to(folder)  # a folder of its own, so tagged weights can be stored
+    win.workers.wait_idle()
     tab = win.learn_tab
     win.tabs.setCurrentWidget(tab)
     qtbot.waitUntil(lambda: tab.data.info is not None, timeout=5000)
@@ -17,6 +22,7 @@ def test_train_from_learn_tab(qtbot, local_window):
     tab.clean.setChecked(True)  # from random weights, so accuracy has to rise
     tab.lr.setValue(0.05)
     tab.amount.setValue(300)
+    tab.tag.setText("gui")
     assert tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running and tab.start_button.isEnabled(),
                     timeout=30000)
@@ -28,7 +34,15 @@ def test_train_from_learn_tab(qtbot, local_window):
     assert late > early + 0.3, (early, late)
     _, val = tab.val_curve.getData()
     assert len(val) >= 5 and val[-1] > 0.8
-    assert win.net_state.trained is not None
+    trained = win.net_state.trained
+    assert trained is not None
+    # stored as <uuid>-gui files in the network folder, readable by tag
+    qtbot.waitUntil(lambda: "gui" in weight_tags(folder), timeout=5000)
+    win.workers.wait_idle()
+    back = read_weights(win.editor.desc, folder, "gui")
+    assert back.keys() == trained.keys()
+    for mid in trained:
+        np.testing.assert_array_equal(back[mid], trained[mid])
 
     tab.evaluate()
     qtbot.waitUntil(lambda: tab.last_eval is not None, timeout=15000)
