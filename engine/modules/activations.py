@@ -275,6 +275,7 @@ def _shifted(module: Module, x: Any) -> tuple[int, Any]:
 # is below _LSE_LIMIT; otherwise (and for NaN or infinities) the max-shifted form recomputes it.
 _LSE_MAX = 64
 _LSE_LIMIT = 80.0
+_LSE, _SUB = np.logaddexp.reduce, np.subtract
 
 
 class _Normalized(Module):
@@ -301,9 +302,9 @@ class _Normalized(Module):
             lse = self._lse
             if lse.dtype != x.dtype:
                 lse = self._lse = np.empty(1, dtype=x.dtype)
-            np.logaddexp.reduce(x, keepdims=True, out=lse)
-            if -_LSE_LIMIT < lse[0] < _LSE_LIMIT:
-                np.subtract(x, lse, out=y)
+            _LSE(x, keepdims=True, out=lse)
+            if abs(lse.item()) < _LSE_LIMIT:  # False for NaN and infinities too
+                _SUB(x, lse, out=y)
                 self._axis, self._y = 0, self._finish(y)
                 return y
         axis, t = _shifted(self, x)
