@@ -139,7 +139,7 @@ class Network:
             raise FormatError(f"{src or description.name}: the network has no Input module")
         self._plans: dict[tuple[str, ...], list[Step]] = {}
         self._programs: dict[tuple[str, ...], Program] = {}
-        self._default: tuple[tuple[str, ...], Program] | None = None
+        self._default: tuple[list[Step], Program, list[Any]] | None = None
         # Per plan: (Memory, producer id, producer output index) fed once the pass is done.
         self._updates: dict[tuple[str, ...], list[tuple[Module, str, int]]] = {}
         self._last_plan: list[Step] | None = None
@@ -244,14 +244,15 @@ class Network:
         default = self._default
         if outputs is None and default is not None and type(x) is self._array_type:
             # The hot path: one Input, one Output, a chain (MLP, LeNet, OverFeat...).
-            plan, prog = default
-            v = x if x.dtype == self.dtype else self.xp.asarray(x, self.dtype)
-            i = 0
+            plan, prog, chain = default
+            dt = x.dtype
+            v = x if dt is self.dtype or dt == self.dtype else self.xp.asarray(x, self.dtype)
+            call = None
             try:
-                for i, call in enumerate(prog.chain):  # noqa: B007
+                for call in chain:
                     v = call(v)
             except Exception as exc:
-                prog.failed = prog.ops[i]
+                prog.failed = prog.ops[chain.index(call)]
                 self._raise_forward_error(exc, prog)
             self._last_plan = plan
             return v.copy()
@@ -280,7 +281,7 @@ class Network:
         self._last_plan = plan
         if (outputs is None and prog.chain is not None and len(self.inputs) == 1
                 and self._default is None):
-            self._default = (plan, prog)  # later calls with one array take the hot path
+            self._default = (plan, prog, prog.chain)  # later one-array calls: the hot path
         if single:
             return prog.value_of(wanted[0], values).copy()
         return {o: prog.value_of(o, values).copy() for o in wanted}
