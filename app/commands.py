@@ -21,13 +21,18 @@ import numpy as np
 from app.cli import print_json
 from engine.errors import DianneError
 from engine.graph import Network
-from engine.repository import Repository, resolve_model
+from engine.repository import Repository, RepositoryError, resolve_model
 
 
 # ---------------------------------------------------------------------------- loading a model
 def load_network(args: argparse.Namespace, need_weights: bool = True) -> Network:
-    """Resolve MODEL, build the network and load its weights (``--tag`` order kept)."""
-    repo = Repository(args.repository) if getattr(args, "repository", None) else None
+    """Resolve MODEL, build the network and load its weights (``--tag`` order kept). The
+    repository's composite types and networks can be used as module types; a composite without
+    its own weight file gets its parts' weights (:func:`engine.composite.load_parts`)."""
+    from engine import composite  # noqa: PLC0415
+
+    repo = Repository(args.repository) if getattr(args, "repository", None) else Repository()
+    composite.add_repository(repo.root)
     source = resolve_model(args.model, repo)
     net = Network(source.description, backend=getattr(args, "backend", None))
     sizes = net.parameter_sizes()
@@ -36,16 +41,22 @@ def load_network(args: argparse.Namespace, need_weights: bool = True) -> Network
     tags = tuple(getattr(args, "tag", ()) or ())
     try:
         weights = source.load_weights(tags=tags, sizes=sizes)
+    except RepositoryError as exc:  # no file at all: the parts of composites may have some
+        weights, nothing = {}, exc
     except DianneError:
         if need_weights:
             raise
-        weights = {}
-    if need_weights and not weights:
+        weights, nothing = {}, None
+    else:
+        nothing = None
+    if weights:
+        net.set_weights(weights, source=str(args.model))
+    filled = composite.load_parts(net, source, loaded=weights)
+    if need_weights and not weights and not filled:
         tag_text = f" with tags {'-'.join(tags)}" if tags else ""
         raise DianneError(f"{args.model}: no weight files found{tag_text} for any of its "
-                          f"{len(sizes)} modules with parameters")
-    net.set_weights(weights, source=str(args.model))
-    missing = [net.modules[m].label for m in sizes if m not in weights]
+                          f"{len(sizes)} modules with parameters") from nothing
+    missing = [net.modules[m].label for m in sizes if m not in weights and m not in filled]
     if missing and need_weights:
         print(f"warning: no weights for {', '.join(missing)}; they keep their random "
               f"initialisation", file=sys.stderr)

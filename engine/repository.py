@@ -283,6 +283,16 @@ class ModelSource:
         where = str(self.folder or self.zip or self.repository)
         return _load_all(self.description, self._places(), tags, sizes, where)
 
+    def find_weights(self, module_id: str, tags: Iterable[object] = ()) -> Found | None:
+        """Like :meth:`Repository.find_weights`, over this model's places (its folder or zip,
+        then the repository): what :func:`engine.composite.load_parts` needs."""
+        return _find(weight_filename(module_id, tags), self._places(), {})
+
+    def read_module_weights(self, module_id: str, tags: Iterable[object] = (),
+                            expected: int | None = None) -> np.ndarray | None:
+        found = self.find_weights(module_id, tags)
+        return None if found is None else _read_found(found, expected)
+
 
 def resolve_model(spec: str, repository: Repository | None = None) -> ModelSource:
     """MODEL as a folder, a ``modules.txt``, a zip, or a network name in the repository.
