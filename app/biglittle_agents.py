@@ -64,18 +64,27 @@ class AgentRunner:
     @classmethod
     def open(cls, args: argparse.Namespace, parts: Parts, weights: dict, link: Link | None
              ) -> AgentRunner:
-        addresses = agent_addresses(args)
+        """From the CLI options ``--agent``/``--interface``/``--device``/``--server``."""
+        return cls.connect(parts, weights, agent_addresses(args), args.device, args.server, link)
+
+    @classmethod
+    def connect(cls, parts: Parts, weights: dict, addresses: Sequence[str],
+                device: str | None = None, server: str | None = None, link: Link | None = None
+                ) -> AgentRunner:
+        """Deploy on the agents at ``addresses``: the little part on ``device`` (id, name or
+        address; default the first), the rest on ``server`` (default the last), and set the
+        emulated ``link`` on both (none: no emulation). :meth:`close` undeploys."""
         clients = [AgentClient(a) for a in addresses]
         try:
             infos = [c.info for c in clients]
-            device = _pick(args.device, infos, 0, "device")
-            server = _pick(args.server, infos, len(infos) - 1, "server")
+            dev = _pick(device, infos, 0, "device")
+            srv = _pick(server, infos, len(infos) - 1, "server")
             desc = _deployable(parts)
             on_device = set(parts.device.modules)
-            placement = {m: (device.id if m in on_device else server.id) for m in desc.modules}
-            dep = deploy(desc, weights, placement, [device.address, server.address])
+            placement = {m: (dev.id if m in on_device else srv.id) for m in desc.modules}
+            dep = deploy(desc, weights, placement, [dev.address, srv.address])
             runner = cls(parts, dep, clients, link)
-            runner._set_link(device, server)
+            runner._set_link(dev, srv)
             return runner
         except BaseException:
             for c in clients:

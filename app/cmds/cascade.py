@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_training_options(t)
     t.add_argument("--out", metavar="DIR", help="write the network and its weights here "
                                                 "(default: the weights go into MODEL's folder)")
+    t.add_argument("--clean", action="store_true",
+                   help="start from a fresh (seeded) initialisation, not MODEL's weights")
     t.set_defaults(handler=_train)
 
 
@@ -221,6 +223,8 @@ def _train(args: argparse.Namespace) -> int:
     from engine.weights import weight_filename, write_weights  # noqa: PLC0415
 
     net, cascade = _load(args, need_weights=False)
+    if args.clean:
+        net.reset(args.seed)
     desc = net.description
     folder = Path(args.out) if args.out else Path(desc.source or "").parent
     if not args.out and (not desc.source or examples_dir() in folder.resolve().parents):

@@ -86,3 +86,24 @@ def test_the_agents_emulate_the_link(agents):
         assert np.all(m.forward_ms < 40.0)
     finally:
         runner.close()
+
+
+def test_cli_sweep_through_agents_equals_in_process(agents, tmp_path, capsys):
+    import json
+
+    from app.cli import main
+    from tests.app.test_biglittle_cli import save
+
+    model = save(pair(threshold=0.3), tmp_path / "bl", seed=5)
+    common = ["biglittle", "sweep", str(model), "--dataset", "mnist", "--range", "9000,9030",
+              "--thresholds", "0,0.3,0.6", "--json", "--no-progress", "--csv",
+              str(tmp_path / "s.csv"), "--png", str(tmp_path / "s.png")]
+    assert main(common) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main([*common, "--agent", agents[0].address, "--agent", agents[1].address,
+                 "--link", "5ms"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    for r, w in zip(remote, local, strict=True):
+        assert {k: v for k, v in r.items() if "latency" not in k} == {
+            k: v for k, v in w.items() if "latency" not in k}
+        assert r["always_big_latency_ms_mean"] >= 10.0  # two 5 ms sends per forwarded sample
