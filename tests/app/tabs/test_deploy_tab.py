@@ -77,3 +77,23 @@ def test_vanished_agent_turns_grey(qtbot, tabs_window):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_auto_place_fills_an_undoable_placement(qtbot, tabs_window, two_agents):
+    win = tabs_window
+    win.tabs.setCurrentWidget(win.deploy_tab)
+    tab = win.deploy_tab
+    assert tab.auto_button is not None  # the planner is installed: the button is real
+    wait_agents(qtbot, win, [a["name"] for a in two_agents])
+    # only our two agents: other loopback agents (other test runs) must not be planned on
+    mine = {a["name"] for a in two_agents}
+    agents = win.net_state.agents
+    for row in agents.rows.values():
+        row.alive = row.alive and row.info.name in mine
+    tab.auto_place()
+    qtbot.waitUntil(lambda: tab.status.text().startswith("Auto place"), timeout=30000)
+    assert "predicted" in tab.status.text(), tab.status.text()
+    assert set(tab.placement.value) == set(win.editor.desc.modules)
+    assert set(tab.placement.value.values()) <= mine
+    tab.placement.stack.undo()
+    assert tab.placement.value == {}
