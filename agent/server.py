@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.25
 SEND_TIMEOUT_MS = 2000
+MAX_WORKERS = 4  # requests (evaluate) running off the serving thread at once
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
@@ -81,6 +82,11 @@ class Agent:
         self.events_address = _bind(self.pub, f"{host}:0")
         self.peers: dict[str, zmq.Socket] = {}
         self._events: queue.Queue = queue.Queue()
+        self._later: queue.Queue = queue.Queue()  # (sender, message) from worker threads
+        self._wake_address = f"inproc://agent-wake-{self.id}"
+        self._wake = self.ctx.socket(zmq.PULL)
+        self._wake.bind(self._wake_address)
+        self.workers: dict[str, threading.Thread] = {}  # request id -> running worker
         self._stop = threading.Event()
         self._publisher = threading.Thread(target=self._publish_loop, name="agent-pub",
                                            daemon=True)
@@ -141,6 +147,40 @@ class Agent:
             raise DianneError(f"agent {agent_id} at {self.addresses.get(agent_id)} does not "
                               f"take messages (queue full for {SEND_TIMEOUT_MS} ms)") from None
 
+    def reply_later(self, sender: bytes, msg: P.Message) -> None:
+        """Queue a reply from any thread; the serving thread sends it (sockets stay on it)."""
+        self._later.put((sender, msg))
+        try:
+            sock = self.ctx.socket(zmq.PUSH)
+        except zmq.ZMQError:  # the agent is closing
+            return
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.connect(self._wake_address)
+        sock.send(b"")
+        sock.close()
+
+    def run_worker(self, msg: P.Message, sender: bytes, work: Any,
+                   limit: int = MAX_WORKERS) -> None:
+        """Run ``work() -> reply`` on a thread and send its reply (or its error) to ``sender``
+        then; the serving loop goes on meanwhile. At most ``limit`` run at once."""
+        for rid in [r for r, t in self.workers.items() if not t.is_alive()]:
+            del self.workers[rid]
+        if len(self.workers) >= limit:
+            raise P.ProtocolError(P.E_REFUSED, f"agent {self.name} is busy: {limit} "
+                                               f"{msg.type} requests run already. Received: "
+                                               f"{msg.type}")
+
+        def body() -> None:
+            try:
+                reply = work()
+            except Exception as exc:  # noqa: BLE001  (every failure becomes an error reply)
+                reply = self._error_reply(msg, exc)
+            self.reply_later(sender, reply)
+
+        thread = threading.Thread(target=body, name=f"agent-{msg.type}", daemon=True)
+        self.workers[msg.id] = thread
+        thread.start()
+
     def publish(self, topic: str, content: dict[str, Any]) -> None:
         """Queue an event for the PUB socket (thread-safe)."""
         self._events.put((topic, P.Message("event", content)))
@@ -181,16 +221,19 @@ class Agent:
                                                f"Received: {msg.type[:60]!r}")
         try:
             return fn(self, msg, sender)
-        except P.ProtocolError as exc:
-            return msg.error(exc.code, str(exc))
-        except ModuleError as exc:
-            return msg.error(P.E_MODULE, f"agent {self.name}: {exc}")
-        except DianneError as exc:
-            return msg.error(P.E_BAD_REQUEST, f"agent {self.name}: {exc}")
         except Exception as exc:  # a bug must not stop the agent
-            log.exception("handler for %s failed", msg.type)
-            return msg.error(P.E_INTERNAL, f"agent {self.name}: {msg.type} failed: "
-                                           f"{type(exc).__name__}: {exc}")
+            return self._error_reply(msg, exc)
+
+    def _error_reply(self, msg: P.Message, exc: Exception) -> P.Message:
+        if isinstance(exc, P.ProtocolError):
+            return msg.error(exc.code, str(exc))
+        if isinstance(exc, ModuleError):
+            return msg.error(P.E_MODULE, f"agent {self.name}: {exc}")
+        if isinstance(exc, DianneError):
+            return msg.error(P.E_BAD_REQUEST, f"agent {self.name}: {exc}")
+        log.error("handler for %s failed", msg.type, exc_info=exc)
+        return msg.error(P.E_INTERNAL, f"agent {self.name}: {msg.type} failed: "
+                                       f"{type(exc).__name__}: {exc}")
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or :meth:`close` is called from another thread)."""
@@ -200,6 +243,7 @@ class Agent:
         poller.register(self.router, zmq.POLLIN)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)
+        poller.register(self._wake, zmq.POLLIN)
         log.info("agent %s (%s) serving on %s, events on %s", self.name, self.id,
                  self.address, self.events_address)
         while not stop.is_set() and not self._stop.is_set():
@@ -209,6 +253,8 @@ class Agent:
                 continue
             if self._monitor is not None and self._monitor in ready:
                 self._log_handshakes()
+            if self._wake in ready:
+                self._send_later()
             while True:
                 try:
                     parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -218,6 +264,19 @@ class Agent:
                 reply = self.handle(sender, frames)
                 if reply is not None:
                     self.reply(sender, reply)
+
+    def _send_later(self) -> None:
+        while True:
+            try:
+                self._wake.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        while True:
+            try:
+                sender, msg = self._later.get_nowait()
+            except queue.Empty:
+                return
+            self.reply(sender, msg)
 
     def _log_handshakes(self) -> None:
         from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415
@@ -266,7 +325,7 @@ class Agent:
         if self._monitor is not None:
             self.router.disable_monitor()
             self._monitor.close(0)
-        for sock in [self.router, self.pub, *self.peers.values()]:
+        for sock in [self.router, self.pub, self._wake, *self.peers.values()]:
             sock.close(0)
         if self._auth is not None:
             self._auth.stop()

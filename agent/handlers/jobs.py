@@ -11,7 +11,8 @@
 - ``get_job_weights`` {job, tag?} -> ``parameters`` {modules {uuid: tensor}}.
 - ``evaluate`` {network + weights | deployment (all of it on this agent), dataset, range?,
   labels?, other?, batch_size?, output?} -> ``evaluation`` (``Evaluation.to_json()``: accuracy,
-  top3, samples, confusion, forward_ms, ...). Runs on the serving thread.
+  top3, samples, confusion, forward_ms, ...). Runs on a worker thread (at most 4 at once, then
+  ``refused``), so the agent keeps serving forwards, pings and heartbeats meanwhile.
 """
 
 from __future__ import annotations
@@ -94,21 +95,28 @@ def get_job_weights(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
 
 
 @handler("evaluate")
-def evaluate(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+def evaluate(agent: Any, msg: P.Message, sender: bytes) -> None:
+    """Checked here; the evaluation runs on a worker thread (the agent keeps serving) and
+    replies when done."""
     from engine.evaluation import evaluate_network  # noqa: PLC0415
     from engine.graph import Network  # noqa: PLC0415
 
     c = msg.content
     desc, weights = _network(agent, msg)
-    net = Network(desc, backend=agent.backend)
-    net.set_weights(weights, source=f"evaluate {msg.id}")
-    data = open_data(c.get("dataset"), c.get("range"), c.get("labels"), c.get("other", False))
     batch = c.get("batch_size") or 1
     if not isinstance(batch, int) or batch < 1:
         raise DianneError(f"evaluate: batch_size must be a positive integer. Received: {batch}")
     output = c.get("output") if isinstance(c.get("output"), str) else None
-    result = evaluate_network(net, data, output, batch_size=batch)
-    return msg.reply("evaluation", result.to_json())
+
+    def work() -> P.Message:
+        net = Network(desc, backend=agent.backend)
+        net.set_weights(weights, source=f"evaluate {msg.id}")
+        data = open_data(c.get("dataset"), c.get("range"), c.get("labels"),
+                         c.get("other", False))
+        result = evaluate_network(net, data, output, batch_size=batch)
+        return msg.reply("evaluation", result.to_json())
+
+    agent.run_worker(msg, sender, work)
 
 
 @handler("step")

@@ -49,3 +49,39 @@ def test_stop_job_and_evaluate(trio) -> None:
     local = evaluate_network(net, open_dataset("mnist", range_=(0, 300)), batch_size=1)
     assert remote["samples"] == 300
     assert remote["accuracy"] == local.accuracy and remote["confusion"] == local.confusion
+
+
+def test_evaluation_runs_off_the_serving_thread(trio) -> None:
+    """While an evaluation runs, the agent answers pings; the evaluation's reply comes later,
+    equal to the local one; a failing evaluation still answers with an error."""
+    import time  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+
+    from agent.client import AgentError  # noqa: PLC0415
+    from engine.graph import Network  # noqa: PLC0415
+    from engine.repository import resolve_model  # noqa: PLC0415
+    from tests.conftest import ROOT  # noqa: PLC0415
+
+    src = resolve_model(str(ROOT / "resources" / "examples" / "lenet"))
+    net = Network(src.description)
+    net.set_weights(src.load_weights(sizes=net.parameter_sizes()))
+    with AgentClient(trio[2].address) as client, AgentClient(trio[2].address) as other:
+        msg = client._with_network("evaluate", src.description, net.get_weights(),
+                                   {"dataset": "mnist", "range": [0, 3000]})
+        t0 = time.perf_counter()
+        client.session.send(client.conn, msg)
+        other.ping()
+        pong = time.perf_counter() - t0
+        client.session.pump(0)
+        assert msg.id not in client.session.replies, "the ping waited for the evaluation"
+        remote = client.session.wait_reply(client.conn, msg, timeout=60).content
+        done = time.perf_counter() - t0
+        print(f"\nping answered after {pong * 1e3:.1f} ms while a {done * 1e3:.0f} ms "
+              f"evaluation ran")
+        with pytest.raises(AgentError, match="dataset"):
+            client.evaluate(src.description, None, "no-such-dataset")
+        assert client.request("ping").type == "pong"
+    local = evaluate_network(net, open_dataset("mnist", range_=(0, 3000)), batch_size=1)
+    assert remote["samples"] == 3000
+    assert remote["accuracy"] == local.accuracy and remote["confusion"] == local.confusion
