@@ -288,7 +288,7 @@ class _Normalized(Module):
 
     def setup(self) -> None:
         self._slot = Slot()
-        self._lse = np.empty(1, dtype=self.dtype)
+        self._lse = Slot()  # the log-sum-exp of the small-vector path, filled to x's shape
 
     def forward(self, x: Any) -> Any:
         return self._run(x, _out(self, x))
@@ -299,12 +299,14 @@ class _Normalized(Module):
 
     def _run(self, x: Any, y: Any) -> Any:
         if x.ndim == 1 and x.shape[0] <= _LSE_MAX and self.xp is np:
-            lse = self._lse
-            if lse.dtype != x.dtype:
-                lse = self._lse = np.empty(1, dtype=x.dtype)
-            _LSE(x, keepdims=True, out=lse)
-            if abs(lse.item()) < _LSE_LIMIT:  # False for NaN and infinities too
-                _SUB(x, lse, out=y)
+            lse = _LSE(x)
+            if abs(lse) < _LSE_LIMIT:  # False for NaN and infinities too
+                # subtracted as a full vector: a broadcast scalar costs more than the fill
+                f = self._lse
+                if x is not f.x or x.shape != f.shape:
+                    f.keep(x, np.empty_like(x))
+                f.data.fill(lse)
+                _SUB(x, f.data, out=y)
                 self._axis, self._y = 0, self._finish(y)
                 return y
         axis, t = _shifted(self, x)
