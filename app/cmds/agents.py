@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_keys(p: argparse.ArgumentParser) -> None:
+    if "--keys" in p._option_string_actions:  # app.cli.add_agent_options may add it too
+        return
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder (default: $DIANNE_KEYS)")
 
 
