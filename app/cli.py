@@ -44,6 +44,9 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
                         "else zeroconf discovery)")
     p.add_argument("--interface", metavar="IP",
                    help="browse zeroconf on this interface only (e.g. 127.0.0.1)")
+    p.add_argument("--keys", metavar="DIR",
+                   help="CURVE key folder for encrypted, authenticated agents (default: "
+                        "$DIANNE_KEYS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
