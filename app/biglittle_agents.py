@@ -15,13 +15,12 @@ keeps no state between forwards): a small pessimism of the latency figures.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from agent.client import AgentClient, deploy, discover
+from agent.client import AgentClient, deploy
 from engine.biglittle import Parts
 from engine.errors import DianneError
 from engine.link import Link
@@ -30,12 +29,12 @@ from engine.subnet import extract
 
 def agent_addresses(args: argparse.Namespace) -> list[str]:
     """``--agent`` addresses, else ``$DIANNE_AGENTS``, else zeroconf discovery."""
-    if args.agent:
-        return list(args.agent)
-    env = os.environ.get("DIANNE_AGENTS", "").replace(",", " ").split()
-    if env:
-        return env
-    found = [a.address for a in discover(interface=args.interface, timeout=2.0)]
+    from app.cmds.agents import explicit_addresses, find_agents  # noqa: PLC0415
+
+    given = explicit_addresses(args)
+    if given:
+        return given
+    found = [a.address for a in find_agents(args)]
     if not found:
         raise DianneError("no agents found (start dianne-agent, or give --agent tcp://HOST:PORT)")
     return found
@@ -65,16 +64,19 @@ class AgentRunner:
     def open(cls, args: argparse.Namespace, parts: Parts, weights: dict, link: Link | None
              ) -> AgentRunner:
         """From the CLI options ``--agent``/``--interface``/``--device``/``--server``."""
-        return cls.connect(parts, weights, agent_addresses(args), args.device, args.server, link)
+        from app.cmds.agents import load_keys  # noqa: PLC0415
+
+        return cls.connect(parts, weights, agent_addresses(args), args.device, args.server, link,
+                           keys=load_keys(args))
 
     @classmethod
     def connect(cls, parts: Parts, weights: dict, addresses: Sequence[str],
-                device: str | None = None, server: str | None = None, link: Link | None = None
-                ) -> AgentRunner:
+                device: str | None = None, server: str | None = None, link: Link | None = None,
+                *, keys: Any = None) -> AgentRunner:
         """Deploy on the agents at ``addresses``: the little part on ``device`` (id, name or
         address; default the first), the rest on ``server`` (default the last), and set the
         emulated ``link`` on both (none: no emulation). :meth:`close` undeploys."""
-        clients = [AgentClient(a) for a in addresses]
+        clients = [AgentClient(a, keys=keys) for a in addresses]
         try:
             infos = [c.info for c in clients]
             dev = _pick(device, infos, 0, "device")
@@ -82,7 +84,7 @@ class AgentRunner:
             desc = _deployable(parts)
             on_device = set(parts.device.modules)
             placement = {m: (dev.id if m in on_device else srv.id) for m in desc.modules}
-            dep = deploy(desc, weights, placement, [dev.address, srv.address])
+            dep = deploy(desc, weights, placement, [dev.address, srv.address], keys=keys)
             runner = cls(parts, dep, clients, link)
             runner._set_link(dev, srv)
             return runner
