@@ -69,6 +69,10 @@ class Op:
 
 
 def _fused_call(producer: Module, act: Module, pick: bool) -> Callable[[Any], Any]:
+    fuse = getattr(producer, "fuse", None)  # a producer that binds the pair itself (Linear)
+    call = fuse(act) if fuse is not None and not pick else None
+    if call is not None:
+        return call
     forward, inplace = producer.forward, act.forward_inplace  # type: ignore[attr-defined]
     full = getattr(producer, "output_buffer", None) if getattr(act, "elementwise", False) else None
     if pick:  # a fork with one successor: its output list holds one array

@@ -122,6 +122,16 @@ class ReLU(Module):
         self._x = x  # relu(x) > 0 exactly where x > 0: the output serves as backward's mask
         return x
 
+    def bind_inplace(self, t: Any) -> Any:
+        """``forward_inplace(t)`` for this one array as a zero-argument call (operands bound)."""
+        z, mx = zeros(self.xp, t.shape, t.dtype), self.xp.maximum
+
+        def run() -> None:
+            mx(t, z, out=t)
+            self._x = t
+
+        return run
+
     def record(self, x: Any) -> None:
         """Keep what backward needs for input ``x`` without computing the output."""
         self._x = x
@@ -296,6 +306,24 @@ class _Normalized(Module):
     def forward_inplace(self, x: Any, full: Any = None) -> Any:
         """Overwrite ``x`` with the output (``full`` is ignored: not element-wise)."""
         return self._run(x, x)
+
+    def bind_inplace(self, t: Any) -> Any:
+        """``forward_inplace(t)`` for this one array as a zero-argument call: the small-vector
+        path with its operands bound, the general one otherwise."""
+        if not (t.ndim == 1 and t.shape[0] <= _LSE_MAX and self.xp is np):
+            return lambda: self._run(t, t)
+        full, finish, general = np.empty_like(t), self._finish, self._run
+
+        def run() -> None:
+            lse = _LSE(t)
+            if abs(lse) < _LSE_LIMIT:
+                full.fill(lse)
+                _SUB(t, full, out=t)
+                self._axis, self._y = 0, finish(t)
+            else:
+                general(t, t)
+
+        return run
 
     def _run(self, x: Any, y: Any) -> Any:
         if x.ndim == 1 and x.shape[0] <= _LSE_MAX and self.xp is np:

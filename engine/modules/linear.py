@@ -40,6 +40,7 @@ class Linear(Module):
         self._out = None
         self._slot = Slot()
         self._dot, self._add = self.xp.dot, self.xp.add
+        self._act: Module | None = None  # an activation fused by the executor (see fuse)
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {
@@ -57,7 +58,8 @@ class Linear(Module):
         return flat
 
     def _bind(self, x: Any) -> tuple:
-        """Everything derived from input ``x``: flat view, output buffer, thread governor."""
+        """Everything derived from input ``x``: flat view, output buffer, thread governor, and
+        for one small sample the bound runners (without and with the fused activation)."""
         xp = self.xp
         flat = self._flat_input(x)
         w = self.params["weight"]
@@ -71,21 +73,55 @@ class Linear(Module):
         rows = 1 if flat.ndim == 1 else flat.shape[0]
         gov = blas.governor(rows * self.n_in * self.n_out)
         mode = 2 if flat.dtype != w.dtype else (0 if flat.ndim == 1 else 1)
-        return self._slot.keep(x, (flat if view else None, out, mode, gov))
+        hot = fused = None
+        if mode == 0 and gov is None and view:
+            hot = self._runner(flat, out, x.shape, None)
+            if self._act is not None:
+                fused = self._runner(flat, out, x.shape, self._act.bind_inplace(out))
+        return self._slot.keep(x, (flat if view else None, out, mode, gov, hot, fused))
+
+    def _runner(self, flat: Any, out: Any, in_shape: tuple, post: Any) -> Any:
+        """forward of one small sample with its operands bound (then ``post``, the fused
+        activation in place on ``out``, when given)."""
+        params, dot, add, use = self.params, self.xp.dot, self.xp.add, blas.use
+
+        def run() -> Any:
+            use(1)
+            dot(params["weight"], flat, out=out)
+            add(out, params["bias"], out=out)
+            self._x, self._in_shape = flat, in_shape
+            if post is not None:
+                post()
+            return out
+
+        return run
+
+    def fuse(self, act: Module) -> Any:
+        """The executor's Linear -> ``act`` as one callable, when ``act`` can bind its in-place
+        form to this layer's output (``bind_inplace``: ReLU); else None."""
+        if not hasattr(act, "bind_inplace"):
+            return None
+        self._act = act
+        self._slot.clear()  # rebind: the fused runner is made with the output buffer
+        slot, forward, inplace = self._slot, self.forward, act.forward_inplace  # type: ignore
+
+        def call(x: Any) -> Any:
+            if x is slot.x and x.shape == slot.shape:
+                run = slot.data[5]
+                if run is not None:
+                    return run()
+            return inplace(forward(x), None)
+
+        return call
 
     def forward(self, x: Any) -> Any:
         s = self._slot
         if x is s.x and x.shape == s.shape:
-            flat, out, mode, gov = s.data
+            flat, out, mode, gov, hot, _ = s.data
         else:
-            flat, out, mode, gov = self._bind(x)
-        if mode == 0 and gov is None and flat is not None:  # one sample, small: the hot path
-            params = self.params
-            blas.use(1)
-            self._dot(params["weight"], flat, out=out)
-            self._add(out, params["bias"], out=out)
-            self._x, self._in_shape = flat, s.shape
-            return out
+            flat, out, mode, gov, hot, _ = self._bind(x)
+        if hot is not None:  # one small sample: the hot path
+            return hot()
         if flat is None:
             flat = self._flat_input(x)
         params = self.params

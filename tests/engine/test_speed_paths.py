@@ -245,6 +245,52 @@ def test_small_vector_softmax_paths_match_the_shifted_formula(kind):
         assert np.isnan(mod.forward(np.array([np.nan, 1.0], np.float32))).all()
 
 
+@pytest.mark.parametrize("kind", ["ReLU", "Softmax", "LogSoftmax"])
+def test_bound_inplace_forms_equal_forward_inplace_and_follow_the_contents(kind):
+    mod, ref = create_module(kind), create_module(kind)
+    g = RNG.standard_normal(10).astype(np.float32)
+    for xs in ([RNG.standard_normal(10).astype(np.float32) * 4 for _ in range(2)]
+               + [np.linspace(900.0, 990.0, 10, dtype=np.float32)],  # large: shifted form
+               [RNG.standard_normal(200).astype(np.float32)]):  # long: the general path
+        t = np.empty_like(xs[0])
+        run = mod.bind_inplace(t)
+        for x in xs:  # one bound call, new contents each time
+            t[...] = x
+            run()
+            want = x.copy()
+            ref.forward_inplace(want)
+            np.testing.assert_allclose(t, want, rtol=1e-6, atol=1e-6)
+            gg = g if len(x) == len(g) else np.ones_like(x)
+            np.testing.assert_allclose(mod.backward(gg), ref.backward(gg), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_linear_activation_gradients_match_finite_differences():
+    layers = [("Linear", {"input": 6, "output": 5}), ("ReLU", {}),
+              ("Linear", {"input": 5, "output": 3}), ("LogSoftmax", {})]
+    net = chain_net(layers, (6,), dtype=np.float64, seed=5)
+    x, g = RNG.standard_normal(6), RNG.standard_normal(3)
+    net.forward(RNG.standard_normal(6))
+    net.forward(x)  # the bound (fused) runners from here on
+    ops = net._programs[tuple(net.outputs)].ops
+    assert [net.modules[op.mids[-1]].type_name for op in ops] == ["Input", "ReLU", "LogSoftmax"]
+    net.zero_grad()
+    net.forward(x)
+    gx = net.backward(g)[net.inputs[0]]
+    lin = next(m for m in net.modules.values() if m.type_name == "Linear")
+    w, gw = lin.params["weight"], lin.grads["weight"].copy()
+    eps = 1e-6
+    for arr, analytic in ((x, gx), (w, gw)):
+        flat, num = arr.reshape(-1), np.zeros(arr.size)
+        for j in range(arr.size):
+            old = flat[j]
+            flat[j] = old + eps
+            up = float(net.forward(x) @ g)
+            flat[j] = old - eps
+            num[j] = (up - float(net.forward(x) @ g)) / (2 * eps)
+            flat[j] = old
+        np.testing.assert_allclose(analytic.reshape(-1), num, rtol=1e-5, atol=1e-7)
+
+
 def test_fused_forward_errors_name_the_module(monkeypatch):
     net = Network(zoo.mlp([784, 20, 10]))
     relu = next(m for m in net.modules.values() if m.type_name == "ReLU")
