@@ -69,10 +69,12 @@ class Op:
 
 
 def _fused_call(producer: Module, act: Module, pick: bool) -> Callable[[Any], Any]:
+    call = _generic_fused_call(producer, act, pick)
     fuse = getattr(producer, "fuse", None)  # a producer that binds the pair itself (Linear)
-    call = fuse(act) if fuse is not None and not pick else None
-    if call is not None:
-        return call
+    return (fuse(act, call) if fuse is not None and not pick else None) or call
+
+
+def _generic_fused_call(producer: Module, act: Module, pick: bool) -> Callable[[Any], Any]:
     forward, inplace = producer.forward, act.forward_inplace  # type: ignore[attr-defined]
     full = getattr(producer, "output_buffer", None) if getattr(act, "elementwise", False) else None
     if pick:  # a fork with one successor: its output list holds one array
@@ -88,6 +90,13 @@ def _fused_call(producer: Module, act: Module, pick: bool) -> Callable[[Any], An
 
 
 def _relu_after_pool(producer: Module, relu: Module, pool: Module) -> Callable[[Any], Any]:
+    call = _generic_relu_after_pool(producer, relu, pool)
+    fuse = getattr(producer, "fuse_pool", None)  # a producer that binds the three (Convolution)
+    return (fuse(relu, pool, call) if fuse is not None else None) or call
+
+
+def _generic_relu_after_pool(producer: Module, relu: Module, pool: Module
+                             ) -> Callable[[Any], Any]:
     forward, record, pooled, apply = (producer.forward, relu.record,  # type: ignore[attr-defined]
                                       pool.forward, relu.apply)  # type: ignore[attr-defined]
 

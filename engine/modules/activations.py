@@ -132,6 +132,11 @@ class ReLU(Module):
 
         return run
 
+    def bind_apply(self, t: Any) -> Any:
+        """``apply(t)`` for this one array as a zero-argument call (no state kept)."""
+        z, mx = zeros(self.xp, t.shape, t.dtype), self.xp.maximum
+        return lambda: mx(t, z, out=t)
+
     def record(self, x: Any) -> None:
         """Keep what backward needs for input ``x`` without computing the output."""
         self._x = x

@@ -8,6 +8,9 @@ backend and dtype (``calloc``'d: the pages cost no memory until written, and nev
 ``Slot`` keeps a module's output buffer together with the input it was made for: while the same
 input array comes back (the executor hands every module the same producer buffer on every pass),
 everything derived from it -- views, reshapes, scratch -- is reused with one identity check.
+A module may also keep there a *runner*: a zero-argument call with every operand bound (itself
+and the activation, pooling the executor fused after it); ``bound_or`` makes the fused call
+that runs it while the same input array comes back.
 """
 
 from __future__ import annotations
@@ -53,3 +56,17 @@ class Slot:
 
     def clear(self) -> None:
         self.x = self.shape = self.data = None
+
+
+def bound_or(slot: Slot, general: Any) -> Any:
+    """A fused call of the executor: the zero-argument runner a module keeps last in
+    ``slot.data`` for the slot's input array (None: none), else ``general(x)``."""
+
+    def call(x: Any) -> Any:
+        if x is slot.x and x.shape == slot.shape:
+            run = slot.data[-1]
+            if run is not None:
+                return run()
+        return general(x)
+
+    return call

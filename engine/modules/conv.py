@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.modules import winograd
 from engine.modules.base import Module, Prop, register, uniform_fan_in
-from engine.modules.buffers import Slot
+from engine.modules.buffers import Slot, bound_or
 from engine.modules.conv_ops import (
     AXES,
     KINDS,
@@ -85,6 +85,7 @@ class _ConvBase(Module):
         self._frozen = False
         self._wino: tuple[Any, Any] | None = None
         self._locked: list[Any] = []  # parameter arrays made read-only while frozen
+        self._after: tuple[Module, Module] | None = None  # ReLU, MaxPooling fused (fuse_pool)
 
     def weight_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -169,9 +170,38 @@ class Convolution(TemporalConvMixin, _ConvBase):
             wino = self._frozen and not self.training and winograd.eligible(self, xb, out)
             kind = winograd.WinogradPlan if wino else ConvPlan
             plan = kind(self, xb, single, out)
-            s.keep(x, (plan, xb, (plan, x.shape), getattr(plan, "go", plan.run)))
-        _, xb, self._cache, go = s.data
+            go, cache = getattr(plan, "go", plan.run), (plan, x.shape)
+            fused = (self._fused_runner(xb, cache, go, plan.view)
+                     if self._after is not None and getattr(plan, "bound", False) else None)
+            s.keep(x, (plan, xb, cache, go, fused))
+        _, xb, self._cache, go, _ = s.data
         return go(self, xb)
+
+    def fuse_pool(self, relu: Module, pool: Module, general: Any) -> Any:
+        """The executor's Convolution -> ReLU -> MaxPooling (the ReLU applied after the
+        pooling; ``general`` is that call from ``engine.plan``) as one callable: a frozen
+        single sample runs bound runners of all three per input array. None when the parts
+        cannot bind."""
+        if self.nd == 1 or not hasattr(pool, "bind") or not hasattr(relu, "bind_apply"):
+            return None
+        self._after = (relu, pool)
+        self._slot.clear()  # rebind: the fused runner is made with the output buffer
+        return bound_or(self._slot, general)
+
+    def _fused_runner(self, xb: Any, cache: tuple, go: Any, y: Any) -> Any:
+        relu, pool = self._after  # type: ignore[misc]
+        pooled, out = pool.bind(y)
+        record, apply = relu.record, relu.bind_apply(out)
+
+        def run() -> Any:
+            self._cache = cache
+            go(self, xb)
+            record(y)
+            res = pooled()
+            apply()
+            return res
+
+        return run
 
     # ------------------------------------------------------------------ frozen weights
     def freeze(self) -> None:

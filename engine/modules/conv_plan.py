@@ -97,7 +97,8 @@ class ConvPlan:
                 conv.lock_params()
         self.view = view[0] if single else view
         self.threads = blas.governor(n * o * ck * length)
-        self.go = self._bound(xb) if self.fixed and n == 1 and self.threads is None else self.run
+        self.bound = self.fixed and n == 1 and self.threads is None
+        self.go = self._bound(xb) if self.bound else self.run
 
     def _bound(self, xb: Any) -> Any:
         """``run`` for one frozen sample with every operand bound: three calls, no lookups."""

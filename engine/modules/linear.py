@@ -12,7 +12,7 @@ import numpy as np
 
 from engine import blas
 from engine.modules.base import Module, Prop, register, uniform_fan_in
-from engine.modules.buffers import Slot
+from engine.modules.buffers import Slot, bound_or
 
 
 @register
@@ -96,23 +96,15 @@ class Linear(Module):
 
         return run
 
-    def fuse(self, act: Module) -> Any:
-        """The executor's Linear -> ``act`` as one callable, when ``act`` can bind its in-place
-        form to this layer's output (``bind_inplace``: ReLU); else None."""
+    def fuse(self, act: Module, general: Any) -> Any:
+        """The executor's Linear -> ``act`` (``general`` is that call from ``engine.plan``) as
+        one callable, when ``act`` can bind its in-place form to this layer's output
+        (``bind_inplace``: ReLU, small (log)softmax); else None."""
         if not hasattr(act, "bind_inplace"):
             return None
         self._act = act
         self._slot.clear()  # rebind: the fused runner is made with the output buffer
-        slot, forward, inplace = self._slot, self.forward, act.forward_inplace  # type: ignore
-
-        def call(x: Any) -> Any:
-            if x is slot.x and x.shape == slot.shape:
-                run = slot.data[5]
-                if run is not None:
-                    return run()
-            return inplace(forward(x), None)
-
-        return call
+        return bound_or(self._slot, general)
 
     def forward(self, x: Any) -> Any:
         s = self._slot

@@ -285,6 +285,19 @@ class MaxPooling(PoolBase):
         self._state = plan.state
         return [plan.go()]
 
+    def bind(self, x: Any) -> tuple[Any, Any]:
+        """``forward(x)`` of one output for this one array as a zero-argument call (it keeps
+        its own buffers), and the array the call's one output is."""
+        s = self._slot
+        plan = s.data if x is s.x and x.shape == s.shape else s.keep(x, _MaxPlan(self, x))
+        go, state = plan.go, plan.state
+
+        def run() -> list[Any]:
+            self._state = state
+            return [go()]
+
+        return run, plan.view
+
     def _forward_with_indices(self, x: Any, n_out: int) -> Any:
         xp = self.xp
         xb, single = self._canon(x)

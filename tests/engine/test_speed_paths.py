@@ -291,6 +291,26 @@ def test_fused_linear_activation_gradients_match_finite_differences():
         np.testing.assert_allclose(analytic.reshape(-1), num, rtol=1e-5, atol=1e-7)
 
 
+def test_frozen_bound_runners_give_the_same_outputs_and_gradients():
+    """eval(): Convolution -> ReLU -> MaxPooling and Linear -> activation run as bound
+    runners; outputs, input gradients and parameter gradients equal the unfrozen network's."""
+    fast, ref = Network(zoo.lenet5(), seed=3).eval(), Network(zoo.lenet5(), seed=3)
+    convs = [m for m in fast.modules.values() if m.type_name == "Convolution"]
+    for _ in range(3):  # the first pass binds, later ones run the bound runners
+        x = RNG.standard_normal((1, 28, 28)).astype(np.float32)
+        g = RNG.standard_normal(10).astype(np.float32)
+        np.testing.assert_allclose(fast.forward(x), ref.forward(x), **F32)
+        assert all(c._slot.data[-1] is not None for c in convs)
+        fast.zero_grad()
+        ref.zero_grad()
+        gx = fast.backward(g)[fast.inputs[0]]
+        np.testing.assert_allclose(gx, ref.backward(g)[ref.inputs[0]], **F32)
+        for mid, mod in fast.modules.items():
+            for name, grad in mod.grads.items():
+                np.testing.assert_allclose(grad, ref.modules[mid].grads[name], rtol=1e-4,
+                                           atol=1e-5)
+
+
 def test_fused_forward_errors_name_the_module(monkeypatch):
     net = Network(zoo.mlp([784, 20, 10]))
     relu = next(m for m in net.modules.values() if m.type_name == "ReLU")
