@@ -67,7 +67,7 @@ def test_vanished_agent_turns_grey(qtbot, tabs_window):
         tab.deploy()
         qtbot.waitUntil(lambda: tab.status.text().startswith("Deployed"), timeout=10000)
         proc.kill()
-        qtbot.waitUntil(lambda: "is gone" in tab.status.text(), timeout=6000)
+        qtbot.waitUntil(lambda: "is gone" in tab.status.text(), timeout=10000)
         mid = next(iter(win.editor.desc.modules))
         assert tuple(tab.canvas.node(mid).view.color)[:3] == (110, 110, 110)
         assert tab.canvas.state_text(mid).startswith("failed: agent tabs-vanish is gone")
