@@ -32,11 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deploy", help="deploy a network on agents and leave it deployed")
     p.add_argument("model", metavar="MODEL", help="network folder, modules.txt, zip or name")
     p.add_argument("--placement", required=True, metavar="FILE",
-                   help='JSON file {"<module uuid>": "<agent id or name>", ...}')
+                   help='JSON file {"<module uuid>": "<agent id or name>", ...}, or "auto": '
+                        'profile the agents, measure the links and plan (app.autoplace)')
     p.add_argument("--tag", action="append", default=[], metavar="TAG", help="weight tag")
     add_agent_options(p)
     _add_keys(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from app.autoplace_cli import add_auto_options  # noqa: PLC0415  (planner hook)
+
+    add_auto_options(p)
     p.set_defaults(handler=cmd_deploy)
 
     p = sub.add_parser("undeploy", help="remove a deployed network from the agents")
@@ -161,7 +165,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from app.commands import load_network  # noqa: PLC0415
 
     net = load_network(args, need_weights=False)
-    dep = deploy_model(args, net.description, net.get_weights(), read_placement(args.placement))
+    if args.placement == "auto":  # planner hook
+        from app.autoplace_cli import auto_placement  # noqa: PLC0415
+
+        placement = auto_placement(args, net.description)
+    else:
+        placement = read_placement(args.placement)
+    dep = deploy_model(args, net.description, net.get_weights(), placement)
     try:
         result = {"deployment": dep.id, "name": net.description.name,
                   "placement": dep.placement,

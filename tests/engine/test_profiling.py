@@ -3,6 +3,8 @@ what each successor receives, timings are positive and cached per module configu
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,26 @@ def test_input_shape_for_an_input_without_dims_and_errors():
     assert next(iter(prof.values()))["out_bytes"] == 48
     with pytest.raises(ValueError, match="repeat"):
         profiling.profile_modules(desc, (1, 3, 4), repeat=0)
+
+
+def test_two_inputs_and_a_wrap_that_slows_every_call():
+    b = NetworkBuilder("two-in")
+    i1, i2 = b.add("Input", dims="3"), b.add("Input", dims="5")
+    c, o = b.add("Concat", dim=0), b.add("Output")
+    b.connect(i1, c).connect(i2, c).connect(c, o)
+    desc = b.build()
+
+    def wrap(fn):  # a module function that also sleeps 2 ms: every timing includes it
+        def slow(x):
+            time.sleep(0.002)
+            return fn(x)
+        return slow
+
+    profiling.clear_cache()
+    prof = profiling.profile_modules(desc, repeat=2, warmup=0, wrap=wrap)
+    assert prof[c]["out_bytes"] == 32 and prof[i2]["out_bytes"] == 20
+    assert all(p["forward_s"] >= 0.002 for p in prof.values())
+    wrapped = len(profiling._CACHE)
+    assert wrapped == 4  # two Input shapes, Concat, Output
+    profiling.profile_modules(desc, repeat=2, warmup=0)
+    assert len(profiling._CACHE) == 2 * wrapped  # plain timings are cached apart
