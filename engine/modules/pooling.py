@@ -181,6 +181,42 @@ def _max_arg(xp: Any, src: Any, geo: _Geo) -> tuple[Any, Any]:
     return xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0], arg
 
 
+def _span(src: Any) -> int | None:
+    """Elements from the first to the last of ``src`` when they lie in one buffer with unit
+    stride along the last axis and positive strides elsewhere, and not many more than ``src``
+    holds (a conv output seen through its row pitch); else None."""
+    isz = src.itemsize
+    if src.shape[-1] > 1 and src.strides[-1] != isz:
+        return None
+    if any(st <= 0 or st % isz for d, st in zip(src.shape, src.strides, strict=True) if d > 1):
+        return None
+    span = 1 + sum((d - 1) * (st // isz) for d, st in zip(src.shape, src.strides, strict=True))
+    return span if span <= 2 * src.size else None
+
+
+def _flat_stages(src: Any, span: int, geo: _Geo, out: Any) -> list[tuple[Any, list[Any]]]:
+    """Tiled max-pooling of ``src`` in two stages whose first is one-dimensional: the max of
+    every ``kw`` consecutive elements of the whole buffer behind ``src`` (contiguous operands,
+    numpy's fastest loop; the values between rows and planes are computed and never read), then
+    the max over the ``kh`` rows of each window, read through strided views of that result."""
+    (kh, kw), isz = geo.k, src.itemsize
+    flat = np.lib.stride_tricks.as_strided(src, shape=(span,), strides=(isz,))
+    length = span - (kw - 1)
+    cols = np.empty(span, dtype=src.dtype)
+    stages = []
+    if kw > 1:
+        stages.append((cols[:length], [flat[j: j + length] for j in range(kw)]))
+    else:
+        cols = flat
+    *lead, row, col = src.strides
+    shape = (*src.shape[:2], *geo.out)
+    strides = (*lead, row * kh, col * kw)
+    parts = [np.lib.stride_tricks.as_strided(cols[i * (row // isz):], shape=shape,
+                                             strides=strides) for i in range(kh)]
+    stages.append((out, parts))
+    return stages
+
+
 class _MaxPlan:
     """Buffers and views of a MaxPooling for one input array (reused while it comes back).
 
@@ -206,7 +242,10 @@ class _MaxPlan:
         self.stages: list[tuple[Any, list[Any]]] = []
         self.reduce = None
         tiles = geo.nd == 2 and geo.k == geo.s and not any(geo.p) and geo.K > 1
-        if tiles:
+        span = _span(src) if tiles and xp is np else None
+        if span is not None:
+            self.stages = _flat_stages(src, span, geo, self.out)
+        elif tiles:
             (oh, ow), (kh, kw) = geo.out, geo.k
             rows = src[:, :, : oh * kh, : ow * kw].reshape(n, c, oh, kh, ow * kw)
             mid = xp.empty((n, c, oh, ow * kw), dtype=xb.dtype) if kh > 1 else rows[:, :, :, 0]

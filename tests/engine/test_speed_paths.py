@@ -311,6 +311,27 @@ def test_frozen_bound_runners_give_the_same_outputs_and_gradients():
                                            atol=1e-5)
 
 
+@pytest.mark.parametrize("kh,kw", [(2, 2), (2, 3), (3, 1), (1, 2)])
+def test_tiled_max_pooling_of_views_equals_window_maxima(kh, kw):
+    """Tiles reduce through the buffer behind the input (pitched conv outputs, batches, size-1
+    axes of any stride); reversed or broadcast inputs take the strided stages."""
+    base = RNG.standard_normal((2, 3, 9, 13)).astype(np.float32)
+    inputs = [base[0], base[:, :, :, :11], base[1, :, :, :10][None][0], base[0, :, ::-1, :],
+              np.broadcast_to(base[0, :1], (3, 9, 13))]
+    for n, x in enumerate(inputs):
+        pool = create_module("MaxPooling", width=kw, height=kh)
+        oh, ow = x.shape[-2] // kh, x.shape[-1] // kw
+        t = x[..., : oh * kh, : ow * kw]
+        want = t.reshape(*t.shape[:-2], oh, kh, ow, kw).max(axis=(-3, -1))
+        for _ in range(2):  # the second pass reuses the plan
+            np.testing.assert_array_equal(pool.forward(x)[0], want)
+        flat_first = pool._slot.data.stages[0][0].ndim == 1
+        assert flat_first == (n < 3 and kw > 1)
+        run, out = pool.bind(x)
+        assert run()[0] is out
+        np.testing.assert_array_equal(out, want)
+
+
 def test_fused_forward_errors_name_the_module(monkeypatch):
     net = Network(zoo.mlp([784, 20, 10]))
     relu = next(m for m in net.modules.values() if m.type_name == "ReLU")
