@@ -33,7 +33,15 @@ def read_placement(folder: Path | None) -> dict[str, str]:
 
 
 def write_placement(folder: Path, placement: dict[str, str]) -> Path:
+    """Write the placement unless the file already says the same (opening a network must not
+    write into its folder: it may be a read-only example); no file for an empty placement."""
     path = Path(folder) / FILE
+    try:
+        same = read_placement(folder) == placement if path.exists() else not placement
+    except FormatError:
+        same = False  # a damaged file is replaced
+    if same:
+        return path
     atomic_write(path, json.dumps(dict(sorted(placement.items())), indent=2) + "\n")
     return path
 
