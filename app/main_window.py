@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.editor import document, qt_compat
+from app.editor import document, grouping, qt_compat
 from app.editor.build_tab import BuildTab
 from app.editor.model import Change, NetworkEditor
 from app.gui_settings import Settings
@@ -56,7 +56,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.repository = repository
         self.workers = Workers(self)
         self.editor = NetworkEditor()
+        self.weights_origin: Path | None = None  # folder the open network's weights lie in
+        self._weight_pool: dict | None = None  # vectors before and after a grouping (undo)
+        grouping.use_repository(self.repo().root)  # the palette's Composite group
         self.build = BuildTab(self.editor)
+        self.build.composites_root = lambda: self.repo().root / "composites"
+        self.build.current_weights = self._current_weights
+        self.build.grouped.connect(self._on_grouped)
         self.error_box: QtWidgets.QMessageBox | None = None
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.build, "Build")
@@ -101,6 +107,10 @@ class MainWindow(QtWidgets.QMainWindow):
         lifetime = getattr(self, "tabs_lifetime", None)
         if lifetime is not None and lifetime.started:
             lifetime.stop()
+
+    def repo(self) -> Repository:
+        """The repository in use (the default one when none was given)."""
+        return self.repository or Repository()
 
     def tab_index(self, name: str) -> int:
         """Index of the tab titled ``name`` (case-insensitive); -1 when there is none."""
@@ -155,6 +165,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(m, "&Delete", b.delete, keys.Delete)
         self._action(m, "Select &all", b.select_all, keys.SelectAll)
         m.addSeparator()
+        self.group_action = self._action(m, "&Group into composite…", b.group_dialog,
+                                         "Ctrl+G", "make the selected modules a new composite "
+                                         "module type")
         self._action(m, "Auto &layout", b.auto_layout, "Ctrl+L", "left to right by depth")
         self._action(m, "&Fit to window", b.canvas.fit, "F")
         m = self.menuBar().addMenu("&Help")
@@ -164,6 +177,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # --------------------------------------------------------------------- reactions ---
     def _on_change(self, change: Change) -> None:
         ed = self.editor
+        self._follow_weights(change)
         where = str(ed.folder) if ed.folder else "not saved yet"
         self.setWindowTitle(f"{ed.desc.name}[*] — {where} — DIANNE")
         self.setWindowModified(ed.dirty)
@@ -178,6 +192,41 @@ class MainWindow(QtWidgets.QMainWindow):
         if errors:
             text += f" · <span style='color:#e05050'>{errors} with errors</span>"
         self.totals_label.setText(text)
+
+    # ------------------------------------------------------------ weights of grouping ---
+    def _current_weights(self) -> dict | None:
+        state = getattr(self, "net_state", None)
+        if state is None:
+            return None
+        try:
+            weights = state.weights()
+        except Exception as exc:  # noqa: BLE001 - grouping goes on without weights
+            log.warning("no weights for grouping: %s", exc)
+            return None
+        self._weights_in = weights
+        return weights or None
+
+    def _on_grouped(self, res) -> None:
+        """The composite's vector joins the parts' ones: the network gets the regrouped
+        weights, and undo (parts back) finds the parts' vectors again."""
+        state = getattr(self, "net_state", None)
+        if state is None or not res.weights:
+            return
+        self._weight_pool = {**getattr(self, "_weights_in", {}), **res.weights}
+        self._follow_weights(Change(network=True))
+
+    def _follow_weights(self, change: Change) -> None:
+        state = getattr(self, "net_state", None)
+        if change.reset or state is None:
+            self._weight_pool = None
+        if self._weight_pool is None:
+            return
+        if state.trained is not None:
+            self._weight_pool.update(state.trained)
+        mods = self.editor.desc.modules
+        want = {m: v for m, v in self._weight_pool.items() if m in mods}
+        if state.trained is None or set(want) != set(state.trained):
+            state.set_trained(want)
 
     def _on_busy(self, count: int, label: str) -> None:
         self.progress.setVisible(count > 0)
@@ -210,7 +259,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def read(n: str) -> document.Opened:
             opened = document.open_folder(find_example(n).folder)
-            opened.folder = None  # bundled files are read-only: Save asks where
+            opened.folder = None  # bundled files are read-only: Save asks where (origin kept)
             return opened
         self._open(read, name, remember=False)
 
@@ -232,6 +281,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def done(opened: document.Opened) -> None:
             self.editor.replace(opened.desc, opened.layout, opened.folder)
+            self.weights_origin = opened.origin
             if remember and opened.folder is not None:
                 self.settings.add_recent(opened.folder)
             self.build.canvas.fit()
@@ -244,6 +294,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def new_network(self) -> None:
         if self.confirm_discard():
             self.editor.replace(None)
+            self.weights_origin = None
 
     def open_dialog(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open network folder")
@@ -297,14 +348,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("Cannot save", str(exc))
             return False
         at = ed.undo_stack.index
+        origin = self.weights_origin
+        same = origin is None or _same_folder(origin, folder)
 
         def done(path: Path) -> None:
+            if not same:
+                self.weights_origin = path  # the copies are the network's weights now
             ed.mark_saved(path, at)
             self.settings.add_recent(path)
             self.statusBar().showMessage(f"saved {path}", 5000)
             self.saved.emit(str(path))
 
-        self.workers.start(document.write_folder, folder, *texts, on_done=done,
+        self.workers.start(document.write_folder, folder, *texts, None if same else origin,
+                           on_done=done,
                            label=f"saving {folder}",
                            on_error=lambda msg: self.show_error("Cannot save", msg))
         return True
@@ -376,3 +432,10 @@ class MainWindow(QtWidgets.QMainWindow):
             "the DIANNE middleware (Ghent University, 2015): the same network files, module "
             "types and repository layout.", QtWidgets.QMessageBox.StandardButton.Ok,
             self).open()
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False

@@ -1,13 +1,19 @@
 """The Build tab: palette | canvas | properties panel, over one :class:`NetworkEditor`.
 
 The main window's Edit menu calls the methods here (undo, redo, cut, copy, paste, duplicate,
-delete, select all, auto layout); ``message`` carries refusals and hints to the status bar.
+delete, select all, auto layout, group into composite); ``message`` carries refusals and hints
+to the status bar. The canvas's context menu offers the same edit commands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.editor import grouping
 from app.editor.canvas import Canvas
 from app.editor.model import Change, NetworkEditor
 from app.editor.palette import Palette
@@ -16,7 +22,11 @@ from engine.errors import DianneError
 
 
 class BuildTab(QtWidgets.QWidget):
+    """``grouped(GroupResult)`` after a selection became a composite (the window moves the
+    weights along); ``composites_root`` and ``current_weights`` are set by the window."""
+
     message = QtCore.Signal(str)
+    grouped = QtCore.Signal(object)
 
     def __init__(self, editor: NetworkEditor, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -25,6 +35,9 @@ class BuildTab(QtWidgets.QWidget):
         self.canvas = Canvas(editor, self)
         self.panel = SidePanel(editor)
         self.dialog: PropertyDialog | None = None
+        self.group_input: QtWidgets.QInputDialog | None = None
+        self.composites_root: Callable[[], Path] = _default_composites_root
+        self.current_weights: Callable[[], dict[str, Any] | None] = lambda: None
         self._drops = 0
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.palette)
@@ -43,6 +56,16 @@ class BuildTab(QtWidgets.QWidget):
         self.canvas.module_activated.connect(self.open_properties)
         self.canvas.selection_changed.connect(self._on_selection)
         editor.subscribe(self._on_change)
+        self._make_context_menu()
+
+    def _make_context_menu(self) -> None:
+        menu = self.canvas.graph.get_context_menu("graph")
+        for name, slot in (("Group into composite…", self.group_dialog), ("Cut", self.cut),
+                           ("Copy", self.copy), ("Paste", self.paste),
+                           ("Duplicate", self.duplicate), ("Delete", self.delete),
+                           ("Auto layout", self.auto_layout)):
+            menu.add_command(name, lambda _graph, slot=slot: slot())
+        self.context_menu = menu
 
     # ----------------------------------------------------------------------- reactions ---
     def _on_selection(self, ids: list[str]) -> None:
@@ -120,3 +143,41 @@ class BuildTab(QtWidgets.QWidget):
     def auto_layout(self) -> None:
         self._guard(self.editor.auto_layout)
         self.canvas.fit()
+
+    # ------------------------------------------------------------------------ grouping ---
+    def group_dialog(self) -> QtWidgets.QInputDialog | None:
+        """Ask the new composite type's name (window-modal, does not block the caller), then
+        group the selection (:meth:`group_selection`)."""
+        ids = self.canvas.selected()
+        if not ids:
+            self.message.emit("select the modules to group into a composite")
+            return None
+        box = QtWidgets.QInputDialog(self)
+        box.setWindowTitle("Group into composite")
+        box.setLabelText(f"Name of the new composite type ({len(ids)} modules):")
+        box.setTextValue("")
+        box.textValueSelected.connect(lambda name: self.group_selection(name, ids))
+        self.group_input = box
+        box.open()
+        return box
+
+    def group_selection(self, type_name: str, ids: list[str] | None = None) -> str | None:
+        """Group ``ids`` (default: the selection) into ``type_name``; the new module's UUID,
+        or None when refused (the reason goes to the status bar)."""
+        ids = self.canvas.selected() if ids is None else ids
+        res = self._guard(grouping.group, self.editor, ids, type_name,
+                          self.composites_root(), self.current_weights())
+        if res is None:
+            return None
+        self.palette.refresh()
+        self.canvas.select([res.composite_id])
+        self.message.emit(f"grouped {len(ids)} modules into a new {type_name} "
+                          f"(saved in {res.folder})")
+        self.grouped.emit(res)
+        return res.composite_id
+
+
+def _default_composites_root() -> Path:
+    from engine.repository import Repository  # noqa: PLC0415
+
+    return Repository().root / "composites"

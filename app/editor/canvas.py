@@ -23,6 +23,7 @@ from app.editor import nodes as node_defs
 from app.editor.model import Change, NetworkEditor
 from app.editor.palette import MIME_TYPE, TEXT_PREFIX
 from engine.errors import DianneError
+from engine.modules import module_class
 from engine.shapes import ModuleShape
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,18 @@ class Canvas(QtCore.QObject):
         c = viewer.mapToScene(viewer.viewport().rect().center())
         return c.x(), c.y()
 
+    def _ensure_class(self, type_name: str) -> None:
+        """A node class for a type registered after the canvas was made (a composite found on
+        first use, or just made by grouping); NodeGraphQt drops unregistered node types."""
+        if type_name in self._classes:
+            return
+        try:
+            category = module_class(type_name).category
+        except DianneError:
+            return  # unknown: drawn with the stand-in
+        cls = self._classes[type_name] = node_defs.make_class(type_name, category)
+        self.graph.register_node(cls)
+
     # ---------------------------------------------------------------------------- sync ---
     def sync(self, change: Change) -> None:
         """Redraw what ``change`` names (everything on a reset)."""
@@ -238,6 +251,8 @@ class Canvas(QtCore.QObject):
         for mid in touched:
             md = desc.modules.get(mid)
             node = self._nodes.get(mid)
+            if md is not None:
+                self._ensure_class(md.type)
             if node is not None and (md is None or node.type_ != node_defs.node_type(md.type)):
                 self.graph.remove_node(node, push_undo=False)
                 del self._nodes[mid]

@@ -2,7 +2,8 @@
 
 A network is a DIANNE folder: ``modules.txt`` (engine.description, Java-exact) and
 ``layout.txt`` (engine.layout, positions of the canvas boxes plus the jsPlumb connection list
-the original builder keeps). Weight files in the folder are never touched.
+the original builder keeps). Weight files in the folder are never touched; Save As into another
+folder copies the source folder's weight files (every tag) along (:func:`write_folder`).
 
 :func:`serialize` turns the editor's state into the two texts; it does not change the editor.
 Modules without a stored position get the position they are drawn at. The layout's
@@ -33,11 +34,13 @@ _CON_ID = re.compile(r"con_(\d+)")
 @dataclass
 class Opened:
     """A network read from disk: description, layout (or None) and the folder (None: read-only
-    source such as a zip or a bundled example, saved elsewhere with Save As)."""
+    source such as a zip or a bundled example, saved elsewhere with Save As); ``origin`` is the
+    folder it was read from even then (its weight files go along on Save As)."""
 
     desc: NetworkDescription
     layout: Layout | None
     folder: Path | None
+    origin: Path | None = None
 
 
 def open_folder(path: str | Path) -> Opened:
@@ -47,13 +50,14 @@ def open_folder(path: str | Path) -> Opened:
     if not (folder / "modules.txt").is_file():
         raise FormatError(f"{folder}: not a DIANNE network folder (no modules.txt). "
                           f"Received: {str(p)!r}")
-    return Opened(read_network(folder), read_layout(folder), folder)
+    return Opened(read_network(folder), read_layout(folder), folder, folder)
 
 
 def open_from_repository(repo: Repository, name: str) -> Opened:
     desc = repo.load_network(name)
     folder = repo.network_dir(name)
-    return Opened(desc, repo.load_layout(name), folder if folder.is_dir() else None)
+    where = folder if folder.is_dir() else None
+    return Opened(desc, repo.load_layout(name), where, where)
 
 
 def layout_for_save(desc: NetworkDescription, layout: Layout,
@@ -111,13 +115,33 @@ def serialize(desc: NetworkDescription, layout: Layout, shown: dict[str, tuple[f
     return dumps_network(desc), dumps_layout(layout_for_save(desc, layout, shown, known_ids))
 
 
-def write_folder(folder: str | Path, modules_text: str, layout_text: str) -> Path:
-    """Write both files atomically into ``folder`` (created); weights are left alone."""
+def write_folder(folder: str | Path, modules_text: str, layout_text: str,
+                 weights_from: str | Path | None = None) -> Path:
+    """Write both files atomically into ``folder`` (created); weights there are left alone.
+    With ``weights_from`` (Save As from another folder), its weight files are copied too."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
+    if weights_from is not None:
+        copy_weight_files(weights_from, target)
     atomic_write(target / "modules.txt", modules_text)
     atomic_write(target / "layout.txt", layout_text)
     return target
+
+
+def copy_weight_files(source: str | Path, target: str | Path) -> list[Path]:
+    """Copy every weight file (``<uuid>[-tag…]``, any tag) of folder ``source`` into
+    ``target``, atomically each; returns the files written."""
+    from engine.weights import parse_weight_filename  # noqa: PLC0415
+
+    src, out = Path(source), []
+    if not src.is_dir():
+        return out
+    for f in sorted(src.iterdir()):
+        if f.is_file() and parse_weight_filename(f.name) is not None:
+            dst = Path(target) / f.name
+            atomic_write(dst, f.read_bytes())
+            out.append(dst)
+    return out
 
 
 def export_json(path: str | Path, modules_text: str) -> Path:

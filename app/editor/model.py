@@ -293,6 +293,27 @@ class NetworkEditor:
             else:
                 md.properties[key] = text
 
+    def replace_network(self, desc: NetworkDescription, positions: Mapping[str, Position],
+                        label: str) -> None:
+        """Make ``desc`` (same network name) the edited network, modules in its order, as ONE
+        undoable step; ``positions`` are set for its modules, positions of modules no longer
+        there are dropped, the others kept (a whole-network rewrite such as grouping)."""
+        with self._edit(label) as tx:
+            for mid in list(self.desc.modules):
+                if mid not in desc.modules:
+                    tx.remove_module(mid)
+                    tx.set_position(mid, None)
+            for mid, md in desc.modules.items():
+                if self.desc.modules.get(mid) != md:
+                    tx.put_module(ModuleDescription(md.id, md.type, list(md.next),
+                                                    list(md.prev), dict(md.properties)))
+            self.desc.modules = {mid: self.desc.modules[mid] for mid in desc.modules}
+            for mid, (x, y) in positions.items():
+                if mid in desc.modules:
+                    tx.set_position(mid, (round(x), round(y)))
+            if desc.properties != self.desc.properties:
+                tx.set_network(self.desc.name, desc.properties)
+
     def rename(self, name: str) -> None:
         """Change the network's name (``"name"`` of ``modules.txt``)."""
         name = name.strip()

@@ -138,15 +138,15 @@ class DianneNode(BaseNode):
         return self.get_property("dianne_id")
 
 
-def _make_class(type_name: str, category: str) -> type[DianneNode]:
+def make_class(type_name: str, category: str) -> type[DianneNode]:
     return type(type_name, (DianneNode,), {"NODE_NAME": type_name, "DIANNE_TYPE": type_name,
                                            "CATEGORY": category})
 
 
 def node_classes() -> dict[str, type[DianneNode]]:
     """One class per registered type, plus the stand-in; keyed by DIANNE type name."""
-    classes = {name: _make_class(name, cls.category) for name, cls in REGISTRY.items()}
-    classes[UNKNOWN] = _make_class(UNKNOWN, "Composite")
+    classes = {name: make_class(name, cls.category) for name, cls in REGISTRY.items()}
+    classes[UNKNOWN] = make_class(UNKNOWN, "Composite")
     return classes
 
 

@@ -1,7 +1,10 @@
 """The palette: every registered module type, grouped by DIANNE category, with a filter box.
 
-Generated from ``engine.modules.module_types()`` (one source of truth). Drag a type onto the
-canvas, or double-click it (or press Enter) to add it in the middle of the view.
+Generated from ``engine.modules.module_types()`` (one source of truth), after the composite
+types found (bundled and the repository's, ``engine.composite.register_composites``) were
+registered: they form the "Composite" group. Drag a type onto the canvas, or double-click it
+(or press Enter) to add it in the middle of the view. :meth:`Palette.refresh` re-reads the
+registry (a new composite type appears at once).
 """
 
 from __future__ import annotations
@@ -52,7 +55,16 @@ class Palette(QtWidgets.QWidget):
         self.filter.returnPressed.connect(self._activate_first)
         self.tree.itemActivated.connect(self._on_activated)
 
+    def refresh(self) -> None:
+        """Rebuild from the registry, keeping the filter text."""
+        self.tree.clear()
+        self._fill()
+        self.apply_filter(self.filter.text())
+
     def _fill(self) -> None:
+        from engine.composite import register_composites  # noqa: PLC0415
+
+        register_composites()
         cats: dict[str, QtWidgets.QTreeWidgetItem] = {}
         for info in module_types():
             parent = cats.get(info.category)

@@ -21,6 +21,8 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def _config_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("DIANNE_CONFIG_DIR", str(tmp_path / "config"))
+    # The default repository (composites made by grouping go there): never the user's own.
+    monkeypatch.setenv("DIANNE_REPOSITORY", str(tmp_path / "repo"))
 
 
 def _discard_changes(win) -> None:
