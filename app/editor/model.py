@@ -216,6 +216,27 @@ class NetworkEditor:
                 self._check_connect(src, dst)
                 tx.module(src).next.append(dst)
                 tx.module(dst).prev.append(src)
+            for src, dst in connect:
+                self._fill_linear_input(tx, src, dst)
+
+    def _fill_linear_input(self, tx: Transaction, src: str, dst: str) -> None:
+        """A Linear connected with no ``input`` gets the size of what now feeds it (as Neural
+        Network Console does), in the same undoable step."""
+        md = self.desc.modules[dst]
+        if md.type != "Linear" or md.properties.get("input", "").strip() or md.prev != [src]:
+            return
+        res = infer_shapes(self.desc).modules.get(src)
+        shape = res.out_shape if res is not None else None
+        if isinstance(shape, list):  # a fork: one tensor per successor, in ``next`` order
+            nxt = list(dict.fromkeys(self.desc.modules[src].next))
+            shape = shape[nxt.index(dst)] if len(shape) == len(nxt) else None
+        if not shape:
+            return
+        size = 1
+        for d in shape:
+            size *= d
+        if size > 0:
+            tx.module(dst).properties["input"] = str(size)
 
     def _unlink(self, tx: Transaction, src: str, dst: str) -> None:
         a, b = self.module(src), self.module(dst)

@@ -195,3 +195,33 @@ def test_save_as_copies_weight_files_plain_save_leaves_them(qtbot, window, tmp_p
     win.workers.wait_idle()  # the Deploy/Run tabs write their files after "saved"
     names = sorted(p.name for p in (tmp_path / "copy2").iterdir() if p.name.startswith("d1a"))
     assert names == sorted([*weight_files, weight_files[0] + "-best"])
+
+
+def test_connected_linear_gets_its_input_size_in_the_same_step():
+    ed = NetworkEditor()
+    inp = ed.add_module("Input", (0, 0), {"dims": "1,28,28"})
+    lin = ed.add_module("Linear", (150, 0), {"output": "10"})
+    steps = ed.undo_stack.index
+    ed.connect(inp, lin)
+    assert ed.desc.modules[lin].properties["input"] == "784"
+    assert ed.shapes.modules[lin].out_shape == (10,) and ed.undo_stack.index == steps + 1
+    ed.undo()
+    assert "input" not in ed.desc.modules[lin].properties and not ed.desc.modules[lin].prev
+    ed.redo()
+    fixed = ed.add_module("Linear", (300, 0), {"input": "7", "output": "3"})
+    ed.connect(lin, fixed)
+    assert ed.desc.modules[fixed].properties["input"] == "7"  # a value set stays
+    split = ed.add_module("Split", (150, 100), {"dim": "0"})
+    ed.disconnect(inp, lin)
+    ed.connect(inp, split)
+    a, b = ed.add_module("Linear", (300, 100)), ed.add_module("Linear", (300, 200))
+    ed.connect(split, a)
+    ed.connect(split, b)  # a fork: the new reader gets its own slot's size
+    halves = ed.shapes.modules[split].out_shape
+    assert halves == [(1, 28, 14), (1, 28, 14)]  # DIANNE counts dim from the last axis
+    assert ed.desc.modules[b].properties["input"] == "392"
+
+
+def test_canvas_context_menu_offers_grouping(build):
+    names = [a.text() for a in build.context_menu.qmenu.actions()]
+    assert "Group into composite…" in names and "Delete" in names
