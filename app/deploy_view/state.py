@@ -39,23 +39,29 @@ def network_folder(editor: Any) -> Path | None:
 def read_weights(desc: NetworkDescription, folder: Path | None, tag: str = ""
                  ) -> dict[str, np.ndarray]:
     """UUID -> flat weights from ``folder`` (and the repository) with ``tag``; {} if none."""
+    from engine.composite import load_parts  # noqa: PLC0415
     from engine.graph import Network  # noqa: PLC0415
     from engine.repository import resolve_model  # noqa: PLC0415
 
     if folder is None:
         return {}
-    sizes = Network(desc).parameter_sizes()
+    net = Network(desc)
+    sizes = net.parameter_sizes()
     if not sizes:
         return {}
     tags = [t for t in tag.split("-") if t] if tag else []
     source = resolve_model(str(folder))
     source.description = desc  # the edited network, not the one on disk
     try:
-        return source.load_weights(tags=tags, sizes=sizes)
+        weights = source.load_weights(tags=tags, sizes=sizes)
     except DianneError:
         if tags:
             raise
-        return {}
+        weights = {}
+    # a composite without its own file (e.g. just grouped and saved): its parts' files
+    for mid in load_parts(net, source, loaded=weights):
+        weights[mid] = net.modules[mid].get_flat()
+    return weights
 
 
 def weight_tags(folder: Path | None) -> list[str]:
