@@ -10,6 +10,10 @@ order) that backward walks. :class:`Program` is what forward runs for that plan:
   ``Conv -> ReLU -> MaxPooling`` runs the ReLU *after* the pooling, on 1/k^2 of the values
   (``commutes_with_max``); the ReLU keeps the pre-pooling input as its backward mask, and the
   pooling's argmax over the unrectified values routes exactly the same gradients.
+* **Producer-bound fusion.** A producer that can bind the fused pair (``fuse``: Linear with
+  an activation that has ``bind_inplace``) or the fused triple (``fuse_pool``: a Convolution
+  with its ReLU and MaxPooling) returns a call that runs one zero-argument runner with every
+  operand bound while the same input array comes back, and the general call otherwise.
 * **Pass-through Outputs** are not called: their value is their input.
 * **Chains** (every step takes the previous step's single output: MLPs, LeNet, OverFeat) run as
   a loop over callables with no dictionary work; other graphs run the general loop over
