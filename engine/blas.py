@@ -21,7 +21,8 @@ import ctypes
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,36 @@ _clock = time.perf_counter
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+_pinned: int | None = None  # set by pinned(): governors and use() leave the count alone
+
+
 def use(n: int) -> None:
-    """Run the following BLAS calls on ``n`` threads (a no-op when already so, or no OpenBLAS)."""
-    if n == _BLAS.threads:
+    """Run the following BLAS calls on ``n`` threads (a no-op when already so, or no OpenBLAS,
+    or inside :func:`pinned`)."""
+    if n == _BLAS.threads or _pinned is not None:
         return
     if _BLAS.find():
         _BLAS._set(int(n))
         _BLAS.threads = int(n)
+
+
+@contextmanager
+def pinned(n: int = 1) -> Iterator[None]:
+    """Every BLAS call inside runs on ``n`` threads, whatever the governors would choose.
+
+    Training wants this: its forward products are governed but the backward ones are not, and
+    a governor that picks 2 threads for a batch's forward leaves the backward products on 2
+    threads too; on the 2-core machines measured, the MNIST MLP trainer ran at 36-47k
+    samples/s that way against 111-115k pinned to one thread."""
+    global _pinned
+    previous = _pinned
+    _pinned = None
+    use(n)
+    _pinned = n
+    try:
+        yield
+    finally:
+        _pinned = previous
 
 
 def governor(macs: int) -> Threads | None:

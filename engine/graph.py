@@ -310,13 +310,24 @@ class Network:
         arr = x if (isinstance(x, self.xp.ndarray) and x.dtype == dtype) else xp.asarray(x, dtype)
         return {self.inputs[0]: arr}
 
-    def backward(self, grad_outputs: Any) -> dict[str, Any]:
+    def backward(self, grad_outputs: Any, *, input_grads: bool = True) -> dict[str, Any]:
         """Back-propagate from the Outputs of the last forward; returns Input id -> gradient.
 
         ``grad_outputs`` is one array (single Output) or a mapping Output id/name -> array;
         Outputs not mentioned contribute no gradient. Parameter gradients are *added* to
-        every module's ``grads`` (call :meth:`zero_grad` between steps).
+        every module's ``grads`` (call :meth:`zero_grad` between steps). ``input_grads=False``
+        (training) lets modules that read an Input skip their input gradient; the result is
+        then empty for those Inputs.
         """
+        if not input_grads:
+            skipped = self._input_readers()
+            for mod in skipped:
+                mod.grad_input_needed = False
+            try:
+                return self.backward(grad_outputs)
+            finally:
+                for mod in skipped:
+                    mod.grad_input_needed = True
         plan = self._last_plan
         if plan is None:
             raise DianneError("backward called before forward")
@@ -364,6 +375,16 @@ class Network:
                 if g is not None:
                     grads_to.setdefault(p, []).append((idx, g))
         return self.input_grads
+
+    def _input_readers(self) -> list[Any]:
+        """Modules all of whose predecessors are Input modules."""
+        readers = []
+        for mid, preds in self.pred.items():
+            mod = self.modules[mid]
+            if preds and mod.type_name != "Input" and all(
+                    self.modules[p].type_name == "Input" for p in preds):
+                readers.append(mod)
+        return readers
 
     # ------------------------------------------------------------------ parameters
     def reset(self, seed: int | np.random.Generator | None = 0) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import blas
 from engine.datasets.base import Dataset
 from engine.datasets.chain import reseed
 from engine.datasets.sampling import KINDS, Sampler
@@ -211,7 +212,7 @@ class Trainer:
             return loss, 0, len(x)
         if self._pending is not None:  # the weights of the last checkpoint gave a finite loss
             self._good, self._pending = self._pending, None
-        net.backward({self.output: grad_out})
+        net.backward({self.output: grad_out}, input_grads=False)
         self.optimizer.step(self.iteration)
         self.iteration += 1
         correct = 0
@@ -242,7 +243,8 @@ class Trainer:
         state = _RunState(val_every=cfg.validation_interval or (
             None if epochs is not None else 1000), by_epoch=epochs is not None)
         self.net.train()
-        with np.errstate(over="ignore", invalid="ignore"):  # a NaN loss is handled in the loop
+        # a NaN loss is handled in the loop; BLAS on one thread (see engine.blas.pinned)
+        with np.errstate(over="ignore", invalid="ignore"), blas.pinned(1):
             for _ in range(total):
                 if should_stop is not None and should_stop():
                     state.stopped = "stopped"

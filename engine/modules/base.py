@@ -161,6 +161,10 @@ class Module:
         self.xp = xp if xp is not None else np
         self.dtype = np.dtype(dtype)
         self.training = False
+        # False while the executor runs a backward whose gradient w.r.t. this module's input
+        # nobody uses (it reads an Input and the caller wants no input gradients): modules with
+        # an expensive input gradient (Linear, Convolution) may then return None.
+        self.grad_input_needed = True
         # Stochastic modules (Dropout, DropPath) draw from this; tests reseed it.
         self.rng = np.random.default_rng()
         self.n_next = 1

@@ -160,6 +160,8 @@ class ConvPlan:
         w2 = conv.params["weight"].reshape(o, ck)
         gw = conv.grads["weight"].reshape(o, ck)  # a view: += lands in grads
         gw += xp.tensordot(g2, cols, axes=([0, 2], [0, 2]))
+        if not conv.grad_input_needed:
+            return None
         gcols = xp.matmul(w2.T, g2)  # (n, ck, length)
         if self.shifted:
             return self._col2im_shifted(xp, conv, gcols, in_shape)

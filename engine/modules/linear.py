@@ -138,10 +138,14 @@ class Linear(Module):
         if flat.ndim == 1:
             self.grads["weight"] += xp.outer(grad_output, flat)
             self.grads["bias"] += grad_output
+            if not self.grad_input_needed:
+                return None
             grad_input = w.T @ grad_output
         else:
             self.grads["weight"] += grad_output.T @ flat
             self.grads["bias"] += grad_output.sum(axis=0)
+            if not self.grad_input_needed:
+                return None
             grad_input = grad_output @ w
         return grad_input.reshape(self._in_shape)
 

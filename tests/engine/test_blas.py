@@ -57,3 +57,16 @@ def test_thread_control_reaches_openblas_when_present():
         blas.use(2)
         assert blas.info()["threads"] == 2
         blas.use(1)
+
+
+def test_pinned_holds_the_thread_count_against_governors():
+    from engine import blas
+
+    if not blas.info()["library"]:
+        return  # no OpenBLAS: thread control is a no-op by design (asserted elsewhere)
+    with blas.pinned(1):
+        blas.use(2)
+        assert blas.info()["threads"] == 1
+    blas.use(2)
+    assert blas.info()["threads"] == 2
+    blas.use(1)

@@ -226,3 +226,27 @@ def test_next_order_wins_over_file_order_for_fork_outputs():
     outs = net.forward(np.arange(4, dtype=np.float32))
     np.testing.assert_array_equal(outs[o1], [0, 1])
     np.testing.assert_array_equal(outs[o2], [2, 3])
+
+
+def test_backward_without_input_grads_skips_them_and_keeps_parameter_grads():
+    """Training asks for no input gradient: modules reading an Input skip it (Linear,
+    Convolution), parameter gradients are unchanged, and the flag is restored afterwards."""
+    from engine import zoo
+
+    for desc, shape in ((zoo.mlp([784, 32, 10]), (4, 784)), (zoo.lenet5(), (4, 1, 28, 28))):
+        net = Network(desc, dtype=np.float64, seed=3)
+        x = np.random.default_rng(1).random(shape)
+        g = np.random.default_rng(2).random((4, 10))
+        net.zero_grad()
+        net.forward(x)
+        full = net.backward(g)
+        ref = {m: {k: v.copy() for k, v in mod.grads.items()} for m, mod in net.modules.items()}
+        net.zero_grad()
+        net.forward(x)
+        skipped = net.backward(g, input_grads=False)
+        assert full and all(v is not None for v in full.values())
+        assert skipped == {}
+        for m, mod in net.modules.items():
+            assert mod.grad_input_needed
+            for k, v in mod.grads.items():
+                np.testing.assert_allclose(v, ref[m][k], rtol=0, atol=1e-12)
