@@ -46,6 +46,7 @@ from engine.subnet import (
     output_labels,
     probabilities,
     require,
+    with_policy,
 )
 
 PREFIX = "bigLittle."
@@ -75,12 +76,8 @@ class Policy:
 
     def attach(self, desc: NetworkDescription) -> NetworkDescription:
         """A copy of ``desc`` carrying this policy (after checking it fits the network)."""
-        out = desc.copy()
-        self.check(out)
-        props = {k: v for k, v in (out.properties or {}).items() if not k.startswith(PREFIX)}
-        props.update(self.to_properties())
-        out.properties = props
-        return out
+        self.check(desc)
+        return with_policy(desc, PREFIX, self.to_properties())
 
     def check(self, desc: NetworkDescription) -> None:
         """DianneError unless both Outputs exist and the priority classes are labels of both."""

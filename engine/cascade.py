@@ -26,7 +26,14 @@ from engine.datasets.base import Dataset
 from engine.description import NetworkDescription
 from engine.graph import Network
 from engine.shapes import infer_shapes
-from engine.subnet import ancestors, last_module_type, output_id, probabilities, require
+from engine.subnet import (
+    ancestors,
+    last_module_type,
+    output_id,
+    probabilities,
+    require,
+    with_policy,
+)
 
 PREFIX = "cascade."
 GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
@@ -46,12 +53,9 @@ class CascadePolicy:
                 + "]"}
 
     def attach(self, desc: NetworkDescription) -> NetworkDescription:
-        out = desc.copy()
-        self.check(out)
-        props = {k: v for k, v in (out.properties or {}).items() if not k.startswith(PREFIX)}
-        props.update(self.to_properties())
-        out.properties = props
-        return out
+        """A copy of ``desc`` carrying this policy (after checking it fits the network)."""
+        self.check(desc)
+        return with_policy(desc, PREFIX, self.to_properties())
 
     def check(self, desc: NetworkDescription) -> None:
         self.exits = [output_id(desc, e) for e in self.exits]

@@ -142,3 +142,14 @@ def require(condition: bool, desc: NetworkDescription, message: str, received: o
     """Raise a DianneError naming the network when ``condition`` does not hold."""
     if not condition:
         raise DianneError(f"{desc.source or desc.name}: {message}. Received: {received}")
+
+
+def with_policy(desc: NetworkDescription, prefix: str, properties: dict[str, str]
+                ) -> NetworkDescription:
+    """A copy of ``desc`` whose top-level properties under ``prefix`` are ``properties``
+    (how Big-Little and cascade policies are stored in ``modules.txt``)."""
+    out = desc.copy()
+    props = {k: v for k, v in (out.properties or {}).items() if not k.startswith(prefix)}
+    props.update(properties)
+    out.properties = props
+    return out
