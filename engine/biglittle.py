@@ -361,7 +361,7 @@ def measure(runner: PartRunner, parts: Parts, inputs: Sequence[np.ndarray] | np.
 
 def sweep(m: Measurements, thresholds: Sequence[float] = DEFAULT_THRESHOLDS
           ) -> list[dict[str, Any]]:
-    """One row per threshold, keys :data:`ROW_KEYS` (see ``docs/readme/biglittle.md``)."""
+    """One row per threshold, keys :data:`ROW_KEYS` (see ``docs/biglittle.md``)."""
     parts = m.parts
     prio_big = np.array([c in parts.policy.priority for c in parts.big_labels])
     is_prio = prio_big[m.targets]

@@ -3,7 +3,7 @@
 Writes each example as a DIANNE network folder (``modules.txt``, ``layout.txt``) with fixed
 module UUIDs, and trains the MNIST ones with ``engine.training`` on samples [0, 9000) of the
 bundled MNIST test set — the same split and recipes as the ``dianne train`` commands in
-``docs/readme/training.md`` — so they evaluate out of the box on the held-back [9000, 10000).
+``docs/training.md`` — so they evaluate out of the box on the held-back [9000, 10000).
 The CIFAR-10 CNN ships untrained (no CIFAR data is bundled). Not installed; run from the
 repository root: ``python tools/make_examples.py [NAME ...]`` (default: all).
 
@@ -35,7 +35,7 @@ OUT = ROOT / "resources" / "examples"
 DIGITS = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
 CIFAR10 = "[airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck]"
 CROP = {"cropWidth": "28", "cropHeight": "28"}
-# The recipes of docs/readme/training.md (flat DIANNE learner options).
+# The recipes of docs/training.md (flat DIANNE learner options).
 MLP_RECIPE = {"method": "ADAM", "learningRate": "0.001", "batchSize": "32", "epochs": 20,
               "cropPadding": "1", **CROP}
 LENET_RECIPE = {"method": "SGD", "learningRate": "0.05", "momentum": "0.9", "batchSize": "32",

@@ -4,7 +4,7 @@
 ``onnx.ModelProto`` (batch axis first, a symbolic ``N``); ``from_onnx(model_or_path)`` turns an
 ONNX model into a DIANNE :class:`~engine.description.NetworkDescription` plus its weights
 (module UUID -> flat vector in the DIANNE weight-file layout). The op <-> module mapping is in
-``docs/readme/composites-onnx.md``; anything outside it is an error naming the node or module.
+``docs/composites-onnx.md``; anything outside it is an error naming the node or module.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ class Importer:
             handler = HANDLERS.get(node.op_type)
             if handler is None:
                 raise self.fail(node, "this operator has no DIANNE module (see the mapping "
-                                      "in docs/readme/composites-onnx.md)")
+                                      "in docs/composites-onnx.md)")
             handler(self, node)
         return self._build(name), self.weights
 
