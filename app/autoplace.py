@@ -89,6 +89,7 @@ def _live_times(session: Session, conn: Any, desc: NetworkDescription,
     dep = deploy(desc, {}, dict.fromkeys(desc.modules, conn.info.id), [conn.info.address],
                  session=session)
     try:
+        session.request(conn, P.Message("randomize", {"deployment": dep.id}))
         t0 = time.perf_counter()
         for _ in range(max(1, warmup)):
             dep.forward(feeds)

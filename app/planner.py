@@ -349,7 +349,10 @@ class PlacementModel:
                   if s is not None and (st := evaluate(p, s)) is not None]
         incumbent = None
         if scored:
-            incumbent, _, _ = local_search(p, objective, min(scored)[1])
+            # runs of any length on small graphs; past 40 modules runs of up to 8 keep the
+            # descent to seconds
+            incumbent, _, _ = local_search(p, objective, min(scored)[1],
+                                           max_run=None if p.n <= 40 else 8)
         result = branch_and_bound(p, objective, incumbent, budget)
         if result.placement is None:
             limits = ", ".join(f"{a}: {int(cap) if cap < math.inf else 'unlimited'}"
@@ -377,14 +380,14 @@ class PlacementModel:
         return found
 
     def describe(self, placement: Mapping[str, str]) -> str:
-        """The runs in topological order, e.g. ``device x5 | server x9``."""
+        """The runs in topological order, e.g. ``device x5 -> server x9``."""
         runs: list[list[Any]] = []
         for m in self.order:
             if runs and runs[-1][0] == placement[m]:
                 runs[-1][1] += 1
             else:
                 runs.append([placement[m], 1])
-        return " | ".join(f"{a} x{n}" for a, n in runs)
+        return " -> ".join(f"{a} x{n}" for a, n in runs)
 
 
 def plan(desc: NetworkDescription, profiles: Profiles, links: Links | None = None, *,

@@ -9,6 +9,9 @@
   deployment (deployments made after the first ``profile`` or ``emulate`` message are timed).
   This is what the planner uses: a module serving one sample at a time runs with colder caches
   than in a tight profiling loop (2-3x slower for small layers here).
+- ``randomize`` {deployment, seed?} -> ``ok``: fresh seeded parameters for the local modules of
+  a deployment (live profiling deploys without weights; never-written zero weights would be
+  read from one cached zero page and time far too fast).
 - ``emulate`` {slowdown, module_delay_s, links {agent id | "client" | "*": {rtt, bandwidth}}}
   -> ``emulated``: from now on every module forward of this agent takes ``slowdown`` times its
   steady reference time, or longer when it really takes longer (see :class:`Slowdown`), plus
@@ -56,7 +59,7 @@ def wait(seconds: float) -> None:
 
 
 CALIBRATE = 5  # calls that fix a module configuration's reference time
-# (module type, configuration, input shape) -> its first calls' seconds, then their median
+# (module type, configuration, input shape) -> its first calls' seconds, then the fastest
 _REFERENCE: dict[tuple, list[float] | float] = {}
 
 
@@ -75,19 +78,20 @@ def _shape(x: Any) -> tuple:
 
 
 def _reference(key: tuple, spent: float) -> float:
-    """The steady reference time of a configuration: the median of its first calls."""
+    """The steady reference time of a configuration: the fastest of its first calls (the one
+    least disturbed by the host's load, so agents on one host agree on it)."""
     got = _REFERENCE.setdefault(key, [])
     if isinstance(got, float):
         return got
     got.append(spent)
     if len(got) >= CALIBRATE:
-        _REFERENCE[key] = float(np.median(got))
+        _REFERENCE[key] = float(min(got))
     return spent
 
 
 @dataclass(frozen=True)
 class Slowdown:
-    """Wraps a module's forward so it takes ``factor`` times its reference time (the median of
+    """Wraps a module's forward so it takes ``factor`` times its reference time (the fastest of
     the first calls of that module configuration and input shape in this process), or its
     real time when that is longer, plus ``delay_s``. Padding to a steady target keeps the
     emulated machine steady while this host's load is not: a dedicated slower machine does
@@ -265,3 +269,18 @@ def module_times(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
         for t in table.values():
             t.clear()
     return msg.reply("module_times", {"deployment": dep, "modules": out})
+
+
+@handler("randomize")
+def randomize(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    """Fresh seeded parameters for every local module of a deployment (profiling runs on
+    these: untouched zero weights would read as one cached page and time unrealistically)."""
+    dep = P.need(msg.content, "deployment", str, "randomize")
+    frag = agent.deployments.get(dep)
+    if frag is None:
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"randomize: no deployment {dep!r} on agent "
+                                               f"{agent.name}. Received: {dep}")
+    rng = np.random.default_rng(int(_number(msg.content, "seed", 0, "randomize")))
+    for mid in sorted(frag.modules):
+        frag.modules[mid].reset(rng)
+    return msg.reply("ok", {"deployment": dep, "modules": sorted(frag.modules)})

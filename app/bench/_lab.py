@@ -1,8 +1,8 @@
 """Shared by the placement benchmarks: loopback agents with emulated speeds and links.
 
 :class:`Lab` starts ``dianne-agent`` processes on 127.0.0.1 (no zeroconf), tells each how much
-slower than this machine to be and what link to emulate towards every other agent and towards
-the client (the benchmark process, which sits with the first agent, the "device"), and times
+slower than this machine to be and what link to emulate towards every other agent and towards the
+client (the benchmark process, which sits with the first agent, the "device"), and times
 single-sample forwards of a deployment. Every process it starts is killed on :meth:`close`.
 """
 

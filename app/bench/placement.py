@@ -1,15 +1,14 @@
 """``dianne bench placement``: the planner's predictions against measured latencies.
 
-Loopback agents with different speeds (``device`` 8x this machine's steady module times,
-``edge`` 3x, ``server`` 1.5x; the client sits with the device, which holds the Input: the
-camera) and emulated links: device-edge a LAN (100 Mbit/s, 2 ms), device-server and
-edge-server the link under test (1, 10, 100 Mbit/s, with ``--rtt-ms`` of latency). For each
-link the agents are profiled again and the links measured (what
-:func:`app.autoplace.plan_for_agents` does), the planner chooses a placement per network, then
-every placement of the split points is deployed and timed: the validation table has predicted
-and measured milliseconds per placement, the planner's choice and the best measured one. MLP
-and LeNet use the three agents and every module boundary; OverFeat uses device and server and
-the layer boundaries (each of its placements moves hundreds of MB of weights).
+Loopback agents with different speeds (``device`` 10x this machine's steady module times, ``edge``
+4x, ``server`` 2x; the client sits with the device, which holds the Input: the camera) and emulated
+links: device-edge a LAN (100 Mbit/s, 2 ms), device-server and edge-server the link under test (1,
+10, 100 Mbit/s, with ``--rtt-ms`` of latency). For each link the agents are profiled again and the
+links measured (what :func:`app.autoplace.plan_for_agents` does), the planner chooses a placement
+per network, then every placement of the split points is deployed and timed: the validation table
+has predicted and measured milliseconds per placement, the planner's choice and the best measured
+one. MLP and LeNet use the three agents and every module boundary; OverFeat uses device and server
+and the layer boundaries (each of its placements moves hundreds of MB of weights).
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ HELP = "predicted vs measured latency of every split placement over emulated lin
 
 NETS = ("mlp", "lenet", "overfeat")
 # Slowdowns against this host's steady per-module reference times (see
-# agent.handlers.placement.Slowdown); the server too is padded to a steady speed, 1.5x the
+# agent.handlers.placement.Slowdown); the server too is padded to a steady speed, 2x the
 # reference, so that the load of this shared host does not move its speed during the run.
-AGENTS = (("device", 8.0), ("edge", 3.0), ("server", 1.5))
+AGENTS = (("device", 10.0), ("edge", 4.0), ("server", 2.0))
 LAN = (100.0, 2.0)  # Mbit/s, rtt ms between device and edge
 
 

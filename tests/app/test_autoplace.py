@@ -1,5 +1,5 @@
 """Automatic placement against real agent processes on loopback: the placement messages
-(profile, module_times, emulate), links measured on the data path, plan_for_agents, and
+(profile, module_times, randomize, emulate), links measured on the data path, plan_for_agents, and
 ``dianne deploy MODEL --placement auto``. No timing is asserted except lower bounds that the
 emulation guarantees (an emulated delay is never shorter than asked)."""
 
@@ -102,6 +102,17 @@ def test_module_times_and_profile_errors(pair, session) -> None:
     desc = zoo.lenet5()
     live = profile_agents(session, [conn], desc, repeat=3, warmup=1)[device.id]
     assert set(live) == set(desc.modules) and all(p["forward_s"] > 0 for p in live.values())
+    dep = deploy(desc, {}, dict.fromkeys(desc.modules, device.id), [device.address],
+                 session=session)
+    try:
+        assert not any(np.any(v) for v in dep.get_weights().values())  # never written: zeros
+        session.request(conn, P.Message("randomize", {"deployment": dep.id, "seed": 3}))
+        weights = dep.get_weights()
+        assert weights and all(np.any(v) for v in weights.values())
+    finally:
+        dep.undeploy()
+    with pytest.raises(AgentError, match="randomize: no deployment"):
+        session.request(conn, P.Message("randomize", {"deployment": dep.id}))
     with pytest.raises(AgentError, match="no timed deployment"):
         session.request(conn, P.Message("module_times", {"deployment": "nope"}))
     with pytest.raises(AgentError, match="input_shape"):
