@@ -27,7 +27,7 @@ import numpy as np
 from engine.backends import Backend
 from engine.description import NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
-from engine.graph import build_module, link, topological_order
+from engine.graph import build_module, link, topological_order, upstream
 from engine.modules import Module, module_class
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,7 @@ class Fragment:
         plan = self._plans.get(outputs)
         if plan is not None:
             return plan
-        needed: set[str] = set()
-        stack = list(outputs)
-        while stack:
-            m = stack.pop()
-            if m not in needed:
-                needed.add(m)
-                stack.extend(self.pred[m])
+        needed = upstream(outputs, self.pred)
         steps = []
         for m in self.order:
             if m not in needed or m not in self.modules:

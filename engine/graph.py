@@ -69,6 +69,19 @@ def link(desc: NetworkDescription) -> tuple[dict[str, list[str]], dict[str, list
             dangling)
 
 
+def upstream(ids: Iterable[str], *preds: Mapping[str, Sequence[str]]) -> set[str]:
+    """``ids`` and every module they depend on through the predecessor maps ``preds``."""
+    seen: set[str] = set()
+    stack = list(ids)
+    while stack:
+        m = stack.pop()
+        if m not in seen:
+            seen.add(m)
+            for pred in preds:
+                stack.extend(pred.get(m, ()))
+    return seen
+
+
 def topological_order(ids: list[str], succ: Mapping[str, list[str]],
                       pred: Mapping[str, list[str]]) -> list[str]:
     """Kahn's algorithm, ties broken by the order of ``ids``; modules on a cycle (and behind
@@ -186,14 +199,7 @@ class Network:
         plan = self._plans.get(outputs)
         if plan is not None:
             return plan
-        needed: set[str] = set()
-        stack = list(outputs)
-        while stack:
-            m = stack.pop()
-            if m not in needed:
-                needed.add(m)
-                stack.extend(self.pred[m])
-                stack.extend(self.delayed.get(m, ()))
+        needed = upstream(outputs, self.pred, self.delayed)
         plan = []
         for m in self.order:
             if m not in needed:

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.description import ModuleDescription, NetworkDescription
 from engine.errors import DianneError
-from engine.graph import link
+from engine.graph import link, upstream
 from engine.modules.io import parse_labels
 
 # Namespace of the UUIDs made up for the Inputs/Outputs of extracted parts: derived from the
@@ -34,14 +34,7 @@ def derived_id(*parts: str) -> str:
 def ancestors(desc: NetworkDescription, ids: Iterable[str]) -> set[str]:
     """The modules ``ids`` depend on, themselves included (everything a forward to them runs)."""
     _, pred, _ = link(desc)
-    seen: set[str] = set()
-    stack = list(ids)
-    while stack:
-        m = stack.pop()
-        if m not in seen:
-            seen.add(m)
-            stack.extend(pred.get(m, ()))
-    return seen
+    return upstream(ids, pred)
 
 
 def output_id(desc: NetworkDescription, key: str) -> str:

@@ -1,4 +1,4 @@
-"""Clipboard text for copied modules (no Qt): plain JSON, never pickle.
+"""Clipboard text for copied modules (no Qt): plain JSON text only.
 
 ``{"format": "dianne-modules/1", "modules": [{"id", "type", "next", "prev", "properties"}],
 "positions": {id: [x, y]}}``: the copied modules with the connections among them (references to
