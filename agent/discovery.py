@@ -142,6 +142,7 @@ class Browser:
 
     ``on_change(kind, info)`` is called with ``"added"`` or ``"gone"`` from a background
     thread. :meth:`agents` returns those seen alive (a heartbeat within :data:`GONE_S`).
+    Agents zeroconf cannot see are followed the same way after :meth:`add`.
     """
 
     def __init__(self, interface: str | None = None, keys: Any = None,
@@ -188,6 +189,22 @@ class Browser:
             self._found[info.id] = info
             if known is None or known.events != info.events:
                 self._connect.append(info.events)
+
+    def add(self, info: AgentInfo) -> bool:
+        """Follow an agent zeroconf does not announce (a loopback-only local agent, an
+        ``--agent`` address): its heartbeats are subscribed to like a discovered one's, so it
+        is reported ``"added"`` once it beats and ``"gone"`` when it falls silent. An agent
+        already known (from zeroconf or an earlier call) is left as it is; returns whether
+        ``info`` was new. It needs an events address: heartbeats are its only liveness."""
+        if not info.events:
+            raise ValueError(f"agent {info.name} ({info.id}) has no events address to hear "
+                             f"its heartbeat on. Received: {info.events!r}")
+        with self._lock:
+            if info.id in self._found:
+                return False
+            self._found[info.id] = info
+            self._connect.append(info.events)  # the heartbeat thread connects under the lock
+        return True
 
     def _beats(self) -> None:
         import zmq  # noqa: PLC0415

@@ -114,13 +114,14 @@ class AgentsModel(QtCore.QObject):
         threading.Thread(target=ask, name="agents-watch", daemon=True).start()
 
     def _inject(self, info: AgentInfo) -> None:
-        # The Browser has no public "add": it learns agents from zeroconf only. Its heartbeat
-        # thread connects to every address queued in _connect under its lock.
-        b = self.browser
-        with b._lock:  # noqa: SLF001
-            if info.id not in b._found:  # noqa: SLF001
-                b._found[info.id] = info  # noqa: SLF001
-                b._connect.append(info.events)  # noqa: SLF001
+        with self._lock:
+            browser = self.browser
+        if browser is None:  # closed meanwhile: nothing to follow it with
+            return
+        try:
+            browser.add(info)
+        except ValueError as exc:  # no events address: it could never be seen alive
+            log.warning("cannot follow agent %s: %s", info.address, exc)
 
     # --------------------------------------------------------------------- GUI thread ---
     def _on_event(self, kind: str, info: AgentInfo) -> None:

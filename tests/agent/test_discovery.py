@@ -8,8 +8,10 @@ import signal
 import threading
 import time
 
+import pytest
+
 from agent.client import discover
-from agent.discovery import Browser
+from agent.discovery import AgentInfo, Browser
 from app.cli import main
 
 
@@ -49,5 +51,37 @@ def test_discover_and_gone_within_two_seconds(spawn, capsys) -> None:
         a.proc.send_signal(signal.SIGTERM)  # a clean stop: unregistered, sockets closed
         assert a.proc.wait(timeout=10) == 0
         assert _wait(lambda: all(i.id != a.id for i in browser.agents()), 2.0)
+    finally:
+        browser.close()
+
+
+def test_an_agent_added_by_hand_is_followed_by_its_heartbeat(spawn) -> None:
+    """An agent that does not announce itself (the app's loopback local agent) is added with
+    Browser.add: it turns up once it beats and is reported gone when killed."""
+    (quiet,) = spawn(["disc-quiet"])  # --no-discovery: zeroconf never sees it
+    events: list[tuple[str, str]] = []
+    gone = threading.Event()
+
+    def on_change(kind: str, info) -> None:
+        if info.id == quiet.id:
+            events.append((kind, info.name))
+            if kind == "gone":
+                gone.set()
+
+    browser = Browser("127.0.0.1", on_change=on_change)
+    try:
+        info = AgentInfo(id=quiet.id, name=quiet.name, address=quiet.address,
+                         events=quiet.events)
+        assert browser.add(info) is True
+        assert browser.add(AgentInfo(id=quiet.id, name="other", address=quiet.address,
+                                     events=quiet.events)) is False  # known: left as it is
+        assert _wait(lambda: any(i.id == quiet.id for i in browser.agents()), 5.0)
+        assert [i.name for i in browser.agents() if i.id == quiet.id] == ["disc-quiet"]
+        with pytest.raises(ValueError, match="no events address"):
+            browser.add(AgentInfo(id="x" * 32, name="mute", address=quiet.address))
+        quiet.kill()
+        assert gone.wait(5.0)
+        assert events == [("added", "disc-quiet"), ("gone", "disc-quiet")]
+        assert all(i.id != quiet.id for i in browser.agents())
     finally:
         browser.close()
