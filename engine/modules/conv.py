@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.modules import winograd
+from engine.modules import conv_pool, winograd
 from engine.modules.base import Module, Prop, register, uniform_fan_in
 from engine.modules.buffers import Slot, bound_or
 from engine.modules.conv_ops import (
@@ -171,8 +171,12 @@ class Convolution(TemporalConvMixin, _ConvBase):
             kind = winograd.WinogradPlan if wino else ConvPlan
             plan = kind(self, xb, single, out)
             go, cache = getattr(plan, "go", plan.run), (plan, x.shape)
-            fused = (self._fused_runner(xb, cache, go, plan.view)
-                     if self._after is not None and getattr(plan, "bound", False) else None)
+            fused = None
+            if self._after is not None and getattr(plan, "bound", False):
+                relu, pool = self._after
+                fused = (conv_pool.PooledConvPlan(self, relu, pool, xb, out).bound(x.shape)
+                         if conv_pool.eligible(self, pool, xb, out)
+                         else self._fused_runner(xb, cache, go, plan.view))
             s.keep(x, (plan, xb, cache, go, fused))
         _, xb, self._cache, go, _ = s.data
         return go(self, xb)
@@ -215,9 +219,9 @@ class Convolution(TemporalConvMixin, _ConvBase):
             self._slot.clear()
 
     def freeze_bytes(self) -> int:
-        """Memory :meth:`freeze` may keep (the Winograd weights or the bias-folded matrix, 0 when
-        it would keep none; a layer runs one form or the other)."""
-        return max(winograd.kept_bytes(self), folded_bytes(self))
+        """Memory :meth:`freeze` may keep (the Winograd weights, or the bias-folded matrix plus
+        the phase-GEMM weights of ``conv_pool``; 0 when it would keep none)."""
+        return max(winograd.kept_bytes(self), folded_bytes(self) + conv_pool.kept_bytes(self))
 
     def lock_params(self) -> None:
         """Make the parameter arrays read-only while forms derived from them are kept."""

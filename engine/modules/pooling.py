@@ -351,6 +351,8 @@ class MaxPooling(PoolBase):
 
     def backward(self, grad_output: Any) -> Any:
         xp = self.xp
+        if callable(self._state):  # a fused producer computes the state on demand (conv_pool)
+            self._state()
         in_shape, single, src, geo, arg = self._state
         grads = list(grad_output) if isinstance(grad_output, list | tuple) else [grad_output]
         total = None

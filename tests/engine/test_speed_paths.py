@@ -211,7 +211,10 @@ def test_backward_after_a_frozen_forward(monkeypatch):
 
 
 def test_network_eval_freezes_within_its_memory_budget(monkeypatch):
+    from engine.modules import conv_pool  # noqa: PLC0415
+
     monkeypatch.setattr(winograd, "MIN_MACS", 0)
+    monkeypatch.setattr(conv_pool, "MAX_PLANES", 0)  # no phase-GEMM weights counted
     conv = ("Convolution", {"noInputPlanes": 4, "noOutputPlanes": 4, "kernelWidth": 3,
                             "kernelHeight": 3, "padX": 1, "padY": 1})
     net = chain_net([conv, ("ReLU", {}), conv, ("ReLU", {})], (4, 6, 6))
@@ -342,3 +345,47 @@ def test_fused_forward_errors_name_the_module(monkeypatch):
     monkeypatch.setattr(relu, "forward_inplace", broken)  # before the plan fuses it
     with pytest.raises(DianneError, match=r"Linear .*forward failed: boom"):
         net.forward(np.zeros(784, np.float32))
+
+
+@pytest.mark.parametrize("c,o,h,w,kh,kw,pad", [
+    (1, 6, 28, 28, 5, 5, 2),   # LeNet's first layer: one strided copy into space-to-depth
+    (2, 3, 9, 7, 3, 3, 1),     # odd input: the four-copy form, an odd conv output dropped
+    (3, 4, 10, 11, 4, 2, 0),   # even kernels, unequal sides, no padding
+    (1, 8, 7, 6, 5, 3, 1),     # odd padding
+])
+def test_phase_gemm_conv_relu_pool_equals_the_direct_path(c, o, h, w, kh, kw, pad):
+    """A frozen Convolution (few planes) -> ReLU -> 2x2 MaxPooling runs as one GEMM over the
+    pooling phases on a space-to-depth input (conv_pool); outputs, input gradients and parameter
+    gradients equal the unfrozen network's (float32, 1e-5)."""
+    from engine.modules import conv_pool  # noqa: PLC0415
+
+    layers = [("Convolution", {"noInputPlanes": c, "noOutputPlanes": o, "kernelWidth": kw,
+                               "kernelHeight": kh, "padX": pad, "padY": pad}),
+              ("ReLU", {}), ("MaxPooling", {"width": 2, "height": 2})]
+    fast, ref = chain_net(layers, (c, h, w)).eval(), chain_net(layers, (c, h, w))
+    conv = next(m for m in fast.modules.values() if m.type_name == "Convolution")
+    conv.freeze()  # alone in its network: above eval()'s memory budget for kept forms
+    fast.forward(np.zeros((c, h, w), np.float32))  # the first pass binds the runners
+    for _ in range(3):
+        x = RNG.standard_normal((c, h, w)).astype(np.float32)
+        got = fast.forward(x)
+        assert isinstance(conv._cache[0], conv_pool.PooledConvPlan)
+        np.testing.assert_allclose(got, ref.forward(x), **F32)
+        g = RNG.standard_normal(got.shape).astype(np.float32)
+        fast.zero_grad()
+        ref.zero_grad()
+        np.testing.assert_allclose(fast.backward(g)[fast.inputs[0]],
+                                   ref.backward(g)[ref.inputs[0]], **F32)
+        for a, b in zip(fast.order, ref.order, strict=True):  # built twice: other ids
+            for name, grad in fast.modules[a].grads.items():
+                np.testing.assert_allclose(grad, ref.modules[b].grads[name], **F32)
+
+
+def test_phase_gemm_follows_new_weights():
+    """set_weights on a frozen network: the rearranged weights are rebuilt (not stale)."""
+    net = Network(zoo.lenet5(), seed=3).eval()
+    ref = Network(zoo.lenet5(), seed=4)
+    x = RNG.standard_normal((1, 28, 28)).astype(np.float32)
+    net.forward(x)
+    net.set_weights(ref.get_weights())
+    np.testing.assert_allclose(net.forward(x), ref.forward(x), **F32)
