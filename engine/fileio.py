@@ -4,7 +4,9 @@ repository code.
 Every file the engine writes goes through :func:`atomic_write`: the bytes go to a temporary file
 in the destination folder, are flushed and fsynced, and the temporary file then replaces the
 destination in one ``os.replace`` step. A crash or an error part-way leaves either the old file
-or the new one, never a truncated mix, and never a stray temporary file.
+or the new one, never a truncated mix. An error removes its temporary file; a process killed
+part-way cannot, so the next write into that folder (and opening a network folder) removes the
+temporaries whose writer is gone (:func:`remove_stale_temps` says exactly which).
 
 Reading is bounded: a text file (``modules.txt``, ``layout.txt``, on disk or in a zip) larger than
 :data:`MAX_TEXT_BYTES` is refused before it is read, a zip entry is checked against the size its
@@ -15,14 +17,20 @@ parse is a :class:`FormatError`, not a ``RecursionError``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import socket
 import tempfile
+import time
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 from engine.errors import FormatError
+
+log = logging.getLogger(__name__)
 
 # The process umask, read once: mkstemp creates files with mode 0600, and a network folder
 # written by us should get the same permissions as one written by any other program.
@@ -32,6 +40,18 @@ os.umask(_UMASK)
 # The largest text file we read. Real modules.txt files are kilobytes (a 1000-module network is
 # about 1 MiB); the bound keeps a mistaken or hostile path from filling memory.
 MAX_TEXT_BYTES = 64 << 20
+
+# Temporary files are named ``.<name>.dianne-<pid>-<host>.<random>.tmp``: the writer's pid and
+# a tag of its host name tell a later writer whether the file can still be in use. Names from
+# before the tag (``.<name>.<random>.tmp``) are recognised too. ``<random>`` is mkstemp's.
+_HOST_TAG = f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+_TEMP = re.compile(r"\.(?P<name>.+)\.dianne-(?P<pid>[0-9]{1,10})-(?P<host>[0-9a-f]{8})\."
+                   r"[a-z0-9_]{8}\.tmp")
+_OLD_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+# A temporary file not known to be dead by its pid is left alone until it is this old: far
+# longer than any save takes (mtime moves with every write), with room for clock skew between
+# machines sharing a folder.
+STALE_AFTER_S = 600.0
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
@@ -47,7 +67,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o666 & ~_UMASK
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    remove_stale_temps(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.dianne-{os.getpid()}-{_HOST_TAG}.",
+                                    suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -62,6 +84,69 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
             pass
         raise
     _fsync_folder(folder)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str],
+                       max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary files killed writes left in ``folder``; returns those removed.
+
+    Only regular files whose whole name is an :func:`atomic_write` temporary name are
+    considered (``.<name>.dianne-<pid>-<host>.<random>.tmp``, or the older
+    ``.<name>.<random>.tmp``), never anything else, and one is removed when
+
+    - its name carries this host's tag and a pid that is no running process here (the writer
+      was killed: a live writer, this process's own threads included, keeps its file), or
+    - it was last modified more than ``max_age_s`` seconds ago (a writer on another machine
+      sharing the folder, or a name without a pid).
+
+    A reused pid only keeps a file longer. Best effort: a folder that cannot be listed or a
+    file that cannot be removed (read-only, already gone) is skipped, never an error.
+    """
+    where = Path(folder)
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(where))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        match = _TEMP.fullmatch(name)
+        if match is None and _OLD_TEMP.fullmatch(name) is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        dead = (match is not None and match["host"] == _HOST_TAG
+                and not _pid_alive(int(match["pid"])))
+        if not dead and age <= max_age_s:
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        log.info("removed %s, left by an interrupted save (%s)", entry.path,
+                 "its writer is gone" if dead else f"{age:.0f} s old")
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a process on this machine (True when that cannot be told)."""
+    if os.name != "posix" or pid <= 0:  # os.kill(pid, 0) is no probe on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -23,7 +23,13 @@ import numpy as np
 
 from engine.description import NetworkDescription, dumps_network, parse_network, read_network
 from engine.errors import FormatError, RepositoryError, module_label
-from engine.fileio import MAX_TEXT_BYTES, atomic_write, decode_text, read_zip_entry
+from engine.fileio import (
+    MAX_TEXT_BYTES,
+    atomic_write,
+    decode_text,
+    read_zip_entry,
+    remove_stale_temps,
+)
 from engine.layout import Layout, dumps_layout, parse_layout, read_layout
 from engine.weights import (
     MAX_COUNT,
@@ -177,9 +183,13 @@ class Repository:
         return zpath
 
     def load_network(self, name: str) -> NetworkDescription:
-        """The network's description: from its folder, else from ``<name>.zip``."""
+        """The network's description: from its folder, else from ``<name>.zip``. Opening a
+        folder removes what killed saves left in it (:func:`engine.fileio.remove_stale_temps`)."""
         where = self._locate(name)
-        return read_network(where) if where.is_dir() else _zip_network(where)
+        if not where.is_dir():
+            return _zip_network(where)
+        remove_stale_temps(where)
+        return read_network(where)
 
     def load_layout(self, name: str) -> Layout | None:
         where = self._locate(name)

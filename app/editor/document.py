@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engine.description import NetworkDescription, dumps_network, read_network
 from engine.errors import FormatError
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write, remove_stale_temps
 from engine.layout import Layout, dumps_layout, read_layout
 from engine.repository import Repository
 
@@ -44,12 +44,14 @@ class Opened:
 
 
 def open_folder(path: str | Path) -> Opened:
-    """Read a network folder (or its ``modules.txt``); errors name the file and module."""
+    """Read a network folder (or its ``modules.txt``); errors name the file and module.
+    Temporary files that killed saves left there are removed (engine.fileio's rule)."""
     p = Path(path)
     folder = p.parent if p.is_file() else p
     if not (folder / "modules.txt").is_file():
         raise FormatError(f"{folder}: not a DIANNE network folder (no modules.txt). "
                           f"Received: {str(p)!r}")
+    remove_stale_temps(folder)
     return Opened(read_network(folder), read_layout(folder), folder, folder)
 
 

@@ -92,6 +92,36 @@ def strays(root: Path) -> set[Path]:
     return {p for p in root.rglob(".*.tmp")}
 
 
+def kill_inside_write(root: Path, write: Callable[[], object]) -> set[Path]:
+    """Run ``write`` in a forked child whose first fsync never returns (a stalled disk), kill
+    it there with SIGKILL and return the temporary files it left under ``root``."""
+    before = strays(root)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the writer: never returns into the caller
+        try:
+            os.close(ready_r)
+
+            def stalled(fd: int) -> None:
+                os.write(ready_w, b"!")
+                time.sleep(60)
+
+            os.fsync = stalled  # this process only: it is a fork
+            write()
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    try:
+        inside = os.read(ready_r, 1) == b"!"
+    finally:
+        os.close(ready_r)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if not inside:
+        raise AssertionError("the writer ended before it reached a write")
+    return strays(root) - before
+
+
 @dataclass
 class KillStats:
     kills: int = 0
