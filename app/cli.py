@@ -24,8 +24,8 @@ EXIT_USAGE = 2
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
-                   help="network folder (modules.txt + weight files), modules.txt, zip, or "
-                        "repository network name")
+                   help="network folder (modules.txt + weight files), modules.txt, zip, "
+                        "repository network name, or bundled example name (dianne examples)")
     p.add_argument("--tag", action="append", default=[], metavar="TAG",
                    help="weight tag (repeat for several, in order)")
     p.add_argument("--output", metavar="ID", help="Output module (UUID or name) to use")
@@ -169,7 +169,8 @@ def build_app_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     _add_app_options(p)
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="network to open: folder, modules.txt or repository network name")
+                   help="network to open: folder, modules.txt, repository network name or "
+                        "bundled example name (dianne examples)")
     return p
 
 

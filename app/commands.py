@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from app.cli import print_json
+from app.examples import resolve_model
 from engine.errors import DianneError
 from engine.graph import Network
-from engine.repository import Repository, RepositoryError, resolve_model
+from engine.repository import Repository, RepositoryError
 
 
 # ---------------------------------------------------------------------------- loading a model
 def load_network(args: argparse.Namespace, need_weights: bool = True) -> Network:
-    """Resolve MODEL, build the network and load its weights (``--tag`` order kept). The
+    """Resolve MODEL (:func:`app.examples.locate_model`: a path, a repository network or a
+    bundled example), build the network and load its weights (``--tag`` order kept). The
     repository's composite types and networks can be used as module types; a composite without
     its own weight file gets its parts' weights (:func:`engine.composite.load_parts`)."""
     from engine import composite  # noqa: PLC0415

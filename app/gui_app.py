@@ -1,9 +1,10 @@
 """Starting the desktop app: ``dianne [MODEL]`` and ``dianne --screenshot FILE.png``.
 
-``run(args)`` creates the QApplication and the main window, opens MODEL (or, on first start,
-the bundled MNIST example), and either enters the event loop or, with ``--screenshot``, waits
-until the network is loaded, renders the window into a PNG and exits. Without a display the
-screenshot path switches Qt to the offscreen platform by itself.
+``run(args)`` creates the QApplication and the main window, opens MODEL (a folder, a network of
+the repository or a bundled example's name; on first start, the bundled MNIST example), and
+either enters the event loop or, with ``--screenshot``, waits until the network is loaded,
+renders the window into a PNG and exits. Without a display the screenshot path switches Qt to
+the offscreen platform by itself.
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ def screenshot(win, path: str | Path, tab: str = "build") -> Path:
 
 
 def run(args) -> int:
-    """Entry point for the no-subcommand path of ``dianne`` (see app.cli)."""
+    """Entry point for the no-subcommand path of ``dianne`` (see app.cli). A MODEL found
+    nowhere is a one-line error (a DianneError for app.cli) before any window opens."""
+    if args.model:
+        from app.examples import locate_model  # noqa: PLC0415
+        from engine.repository import Repository  # noqa: PLC0415
+
+        locate_model(args.model, Repository(args.repository) if args.repository else None)
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get(
             "WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -255,6 +255,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_folder(self.settings.recent[0])
 
     def open_example(self, name: str) -> None:
+        """A bundled example, read-only: Save asks where to write it."""
         from app.examples import find_example  # noqa: PLC0415
 
         def read(n: str) -> document.Opened:
@@ -267,13 +268,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self._open(document.open_folder, str(path))
 
     def open_model(self, spec: str) -> None:
-        """A MODEL argument: a folder, a modules.txt, or a network name in the repository."""
-        p = Path(spec)
-        if p.exists():
-            self.open_folder(p)
-        else:
-            repo = self.repository or Repository()
+        """A MODEL argument, found as every ``dianne`` command finds it
+        (:func:`app.examples.locate_model`): a folder or ``modules.txt``, a network of the
+        repository, or a bundled example's name. Found nowhere: the error names the places."""
+        from app.examples import locate_model  # noqa: PLC0415
+        from engine.errors import DianneError  # noqa: PLC0415
+
+        repo = self.repo()
+        try:
+            where = locate_model(spec, repo)
+        except DianneError as exc:
+            self.show_error("Cannot open network", str(exc))
+            return
+        if where.kind == "example":
+            self.open_example(spec)
+        elif where.kind == "repository":
             self._open(lambda n: document.open_from_repository(repo, n), spec)
+        else:
+            self.open_folder(where.target)
 
     def _open(self, reader, arg: str, remember: bool = True) -> None:
         if not self.confirm_discard():

@@ -87,22 +87,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
 
 
-def load_model(args: argparse.Namespace, need_weights: bool = True) -> Any:
-    """``app.commands.load_network``, falling back to a bundled example of that name."""
-    from app.commands import load_network  # noqa: PLC0415
-    from app.examples import examples_dir  # noqa: PLC0415
-    from engine.errors import RepositoryError  # noqa: PLC0415
-
-    try:
-        return load_network(args, need_weights=need_weights)
-    except RepositoryError:
-        folder = examples_dir() / str(args.model)
-        if not (folder / "modules.txt").is_file():
-            raise
-    args.model = str(folder)
-    return load_network(args, need_weights=need_weights)
-
-
 TRAIN_DEFAULTS = {"method": "SGD", "criterion": "AUTO", "learningRate": "0.01", "batchSize": "32",
                   "momentum": "0.9", "sampling": "PERMUTATION"}
 

@@ -79,10 +79,10 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
 # ---------------------------------------------------------------------------- loading
 def _load(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     """(description, Parts, weights) of MODEL."""
-    from app.sweep_io import load_model  # noqa: PLC0415
+    from app.commands import load_network  # noqa: PLC0415
     from engine.biglittle import split  # noqa: PLC0415
 
-    net = load_model(args)
+    net = load_network(args)
     return net.description, split(net.description), net.get_weights()
 
 
@@ -285,7 +285,8 @@ def little_network(kind: str, name: str, dims: tuple[int, ...], labels: list[str
 
 
 def _create(args: argparse.Namespace) -> int:
-    from app.sweep_io import load_model, train_output  # noqa: PLC0415
+    from app.commands import load_network  # noqa: PLC0415
+    from app.sweep_io import train_output  # noqa: PLC0415
     from engine.biglittle import OTHER, combine  # noqa: PLC0415
     from engine.datasets.spec import open_dataset, parse_labels, parse_range  # noqa: PLC0415
     from engine.description import write_network  # noqa: PLC0415
@@ -296,7 +297,7 @@ def _create(args: argparse.Namespace) -> int:
     from engine.weights import weight_filename, write_weights  # noqa: PLC0415
 
     args.model = args.big
-    big = load_model(args, need_weights=args.big_epochs <= 0)
+    big = load_network(args, need_weights=args.big_epochs <= 0)
     if len(big.inputs) != 1 or len(big.outputs) != 1:
         raise DianneError(f"{args.big}: the big network needs one Input and one Output. "
                           f"Received: {len(big.inputs)} and {len(big.outputs)}")

@@ -67,10 +67,10 @@ def _settings(text: str) -> list[tuple[float, ...]]:
 
 
 def _load(args: argparse.Namespace, need_weights: bool = True) -> tuple:
-    from app.sweep_io import load_model  # noqa: PLC0415
+    from app.commands import load_network  # noqa: PLC0415
     from engine.cascade import Cascade  # noqa: PLC0415
 
-    net = load_model(args, need_weights).eval()
+    net = load_network(args, need_weights).eval()
     return net, Cascade(net)
 
 

@@ -94,20 +94,15 @@ def learner_options(args: argparse.Namespace) -> dict[str, str]:
 
 def _model(args: argparse.Namespace) -> tuple[Any, Any]:
     """Resolve MODEL (copying a bundled example into the repository when that is what it
-    names); returns the ModelSource and the Repository."""
-    from app.examples import copy_example, list_examples  # noqa: PLC0415
-    from engine.errors import RepositoryError  # noqa: PLC0415
+    names: trained weights go beside it); returns the ModelSource and the Repository."""
+    from app.examples import copy_example, locate_model  # noqa: PLC0415
     from engine.repository import Repository, resolve_model  # noqa: PLC0415
 
     repo = Repository(args.repository) if args.repository else Repository()
-    try:
-        return resolve_model(args.model, repo), repo
-    except RepositoryError:
-        if args.model not in {e.name for e in list_examples()}:
-            raise
-    repo.root.mkdir(parents=True, exist_ok=True)
-    copy_example(args.model, repo.network_dir(args.model))
-    print(f"copied example {args.model} into the repository {repo.root}", file=sys.stderr)
+    if locate_model(args.model, repo).kind == "example":
+        repo.root.mkdir(parents=True, exist_ok=True)
+        copy_example(args.model, repo.network_dir(args.model))
+        print(f"copied example {args.model} into the repository {repo.root}", file=sys.stderr)
     return resolve_model(args.model, repo), repo
 
 

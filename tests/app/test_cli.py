@@ -210,6 +210,22 @@ def test_examples_list_and_copy(tmp_path):
     assert res.returncode == 1 and "not empty" in res.stderr
 
 
+def test_commands_take_a_bundled_example_by_name(tmp_path):
+    """``dianne info|eval NAME`` for an example listed by ``dianne examples``, found after the
+    working folder and the repository; an unknown name is one line naming every place."""
+    res = dianne("info", "lenet", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["name"] == "lenet"
+    res = dianne("eval", "mnist-mlp", "--dataset", "mnist", "--range", "0,100", "--json",
+                 "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["accuracy"] > 0.8  # its shipped weights were found
+    res = dianne("info", "no-such-net", cwd=tmp_path)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "'no-such-net'" in res.stderr and str(tmp_path / "no-such-net") in res.stderr
+    assert "repository" in res.stderr and "lenet, mnist-biglittle" in res.stderr
+
+
 def test_multi_output_network_needs_output_and_repository_names_work(tmp_path, mnist20):
     """A Big-Little style topology (Input -> Duplicate -> two branches, two Outputs) stored in
     a repository: eval by repository name, --output by name, and a clear error without it."""

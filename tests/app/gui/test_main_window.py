@@ -15,6 +15,7 @@ from app.gui_settings import Settings
 from app.main_window import MainWindow
 from tests.app.gui.mouse import canvas_point, drag_wire, drop_from_palette
 from tests.app.gui.test_build_tab import fill_dialog
+from tests.conftest import ROOT
 
 MLP = "d1a00e01-0000-4000-8000-00000000000"  # + 0..5: the example's module ids
 
@@ -142,6 +143,58 @@ def test_screenshot_renders_a_png_of_the_requested_tab(tmp_path):
     bad = _dianne("--screenshot", str(tmp_path / "x.png"), str(tmp_path / "missing"),
                   env_extra={"DIANNE_CONFIG_DIR": str(tmp_path / "cfg")})
     assert bad.returncode == 1 and "missing" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _opened(qtbot, win):
+    qtbot.addWidget(win, before_close_func=lambda w: w.editor.undo_stack.set_clean())
+    assert win.workers.wait_idle()
+    return win
+
+
+def test_dianne_model_opens_a_bundled_example_by_name(qtbot, tmp_path, monkeypatch):
+    """``dianne lenet``: no folder 'lenet' here and no such network in the repository, so the
+    bundled example opens, with all its modules on the canvas, read-only (Save asks where)."""
+    from app.gui_app import make_window
+    from engine.description import read_network
+
+    monkeypatch.chdir(tmp_path)
+    win = _opened(qtbot, make_window("lenet", repository=str(tmp_path / "repo")))
+    assert win.error_box is None
+    ed, bundled = win.editor, read_network(examples_dir() / "lenet")
+    assert ed.desc.name == "lenet" and ed.folder is None
+    assert list(ed.desc.modules) == list(bundled.modules) and len(bundled.modules) > 5
+    assert len(win.build.canvas.graph.all_nodes()) == len(bundled.modules)
+    assert win.weights_origin == examples_dir() / "lenet"  # its trained weights go along
+
+
+def test_dianne_model_prefers_the_repository_and_names_every_place_it_looked(qtbot, tmp_path,
+                                                                             monkeypatch):
+    from app.gui_app import make_window
+    from engine.description import read_network
+    from engine.repository import Repository
+
+    monkeypatch.chdir(tmp_path)
+    repo = Repository(tmp_path / "repo")
+    own = read_network(examples_dir() / "mnist-mlp")
+    own.name = "lenet"  # the user's own network of that name wins over the bundled example
+    repo.store_network(own)
+    win = _opened(qtbot, make_window("lenet", repository=str(repo.root)))
+    assert win.editor.folder == repo.root / "lenet"
+    assert list(win.editor.desc.modules) == list(own.modules)
+
+    win.open_model("no-such-net")
+    qtbot.waitUntil(lambda: win.error_box is not None, timeout=5000)
+    text = win.error_box.text()
+    assert "'no-such-net'" in text and str(tmp_path / "no-such-net") in text
+    assert str(repo.root) in text and "lenet" in text and "mnist-mlp" in text
+    assert win.editor.folder == repo.root / "lenet"  # the open network is kept
+    win.error_box.close()
+
+    out = _dianne("--repository", str(repo.root), "no-such-net",
+                  env_extra={"DIANNE_CONFIG_DIR": str(tmp_path / "cfg"), "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("dianne: error: no network 'no-such-net'")
+    assert str(repo.root) in out.stderr and "mnist-mlp" in out.stderr
 
 
 def test_help_does_not_load_qt():
