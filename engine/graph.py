@@ -27,6 +27,7 @@ from engine.plan import STATE, Program, Step
 
 # Extra memory eval() lets modules keep for derived weights, as a fraction of the parameters.
 FREEZE_BUDGET = 0.15
+FREEZE_MIN_BYTES = 1 << 20  # small networks may always keep this much
 
 # Properties that are informational (or handled here) and never passed to a module's constructor.
 _NOT_CONSTRUCTOR = ("name", "category", "trainable")
@@ -410,12 +411,13 @@ class Network:
 
     def eval(self) -> Network:
         """Inference mode: ``train(False)``, and modules that can keep forms derived from their
-        weights do so (``freeze``: the Winograd weights of large 3x3 convolutions), their weight
+        weights do so (``freeze``: see ``engine.modules.freezing``), their weight
         arrays read-only until ``train()``, ``set_weights`` or ``reset``. What they keep is
-        bounded by ``FREEZE_BUDGET`` times the parameters' size, largest modules first."""
+        bounded by ``FREEZE_BUDGET`` times the parameters' size (at least ``FREEZE_MIN_BYTES``),
+        largest modules first."""
         self.train(False)
-        budget = FREEZE_BUDGET * sum(p.nbytes for m in self.modules.values()
-                                     for p in m.params.values())
+        budget = max(FREEZE_BUDGET * sum(p.nbytes for m in self.modules.values()
+                                         for p in m.params.values()), FREEZE_MIN_BYTES)
         costs = [(m.freeze_bytes(), m) for m in self.modules.values() if hasattr(m, "freeze")]
         for cost, mod in sorted(costs, key=lambda c: -c[0]):
             if 0 < cost <= budget:

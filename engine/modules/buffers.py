@@ -8,6 +8,8 @@ backend and dtype (``calloc``'d: the pages cost no memory until written, and nev
 ``Slot`` keeps a module's output buffer together with the input it was made for: while the same
 input array comes back (the executor hands every module the same producer buffer on every pass),
 everything derived from it -- views, reshapes, scratch -- is reused with one identity check.
+``tailed`` buffers carry a 1.0 after their last element, so that a frozen Linear reading one
+computes ``[W | b] @ [x; 1]`` in one product (no separate bias add).
 A module may also keep there a *runner*: a zero-argument call with every operand bound (itself
 and the activation, pooling the executor fused after it); ``bound_or`` makes the fused call
 that runs it while the same input array comes back.
@@ -16,11 +18,13 @@ that runs it while the same input array comes back.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
 
 _ZEROS: dict[tuple[int, Any], Any] = {}
+_TAILED: dict[int, Any] = {}  # id -> weak reference of the buffers made by tailed()
 
 
 def zeros(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -70,3 +74,28 @@ def bound_or(slot: Slot, general: Any) -> Any:
         return general(x)
 
     return call
+
+
+def tailed(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An empty array of ``shape`` followed in memory by one element holding 1.0, which no code
+    writes: a frozen Linear that reads it folds its bias into the product (``ones_tail``).
+    Producers of one-sample outputs (Input, Linear, MaxPooling) allocate their buffers so."""
+    n = math.prod(shape)
+    base = xp.empty(n + 1, dtype=dtype)
+    base[n] = 1
+    if isinstance(base, np.ndarray):
+        key = id(base)
+        _TAILED[key] = weakref.ref(base, lambda _ref: _TAILED.pop(key, None))
+    return base[:n].reshape(shape)
+
+
+def ones_tail(flat: Any) -> Any:
+    """``flat`` and the 1.0 after it as one array, when ``flat`` (1-D, contiguous) is all of a
+    :func:`tailed` buffer but its last element; else None."""
+    base = flat.base if isinstance(flat, np.ndarray) and flat.ndim == 1 else None
+    ref = _TAILED.get(id(base)) if base is not None else None
+    if (ref is None or ref() is not base or base.size != flat.size + 1
+            or not flat.flags.c_contiguous
+            or flat.__array_interface__["data"][0] != base.__array_interface__["data"][0]):
+        return None
+    return base

@@ -34,6 +34,7 @@ from engine.modules.conv_ops import (
 )
 from engine.modules.conv_plan import ConvPlan, folded_bytes
 from engine.modules.conv_temporal import TemporalConvMixin
+from engine.modules.freezing import Freezable
 
 CONV_PROPS = (
     Prop("noInputPlanes", "int", required=True, doc="input channels (features when temporal)"),
@@ -82,9 +83,7 @@ class _ConvBase(Module):
         self._scratch = Scratch()
         self._cache: tuple = ()
         self._slot = Slot()
-        self._frozen = False
         self._wino: tuple[Any, Any] | None = None
-        self._locked: list[Any] = []  # parameter arrays made read-only while frozen
         self._after: tuple[Module, Module] | None = None  # ReLU, MaxPooling fused (fuse_pool)
 
     def weight_shape(self) -> tuple[int, ...]:
@@ -124,7 +123,7 @@ class _ConvBase(Module):
 
 
 @register
-class Convolution(TemporalConvMixin, _ConvBase):
+class Convolution(Freezable, TemporalConvMixin, _ConvBase):
     """Temporal, spatial or volumetric convolution (cross-correlation, as THNN)."""
 
     type_name = "Convolution"
@@ -208,36 +207,16 @@ class Convolution(TemporalConvMixin, _ConvBase):
         return run
 
     # ------------------------------------------------------------------ frozen weights
-    def freeze(self) -> None:
-        """Inference mode (``Network.eval()``): large 3x3 layers may run as Winograd with
-        transformed weights computed once, small layers keep their bias-folded GEMM matrix
-        (see ``ConvPlan``) instead of refilling it per call; the parameter arrays are read-only
-        while such forms are kept, so a write that would leave them stale fails instead.
-        Undone by :meth:`thaw`, ``train()``, ``set_flat`` and ``reset``."""
-        if not self._frozen:
-            self._frozen = True
-            self._slot.clear()
-
+    # freeze() (engine.modules.freezing): large 3x3 layers may run as Winograd with transformed
+    # weights computed once, small layers keep their bias-folded GEMM matrix (ConvPlan) and,
+    # before a 2x2 MaxPooling, the phase-GEMM weights (conv_pool) instead of refilling them.
     def freeze_bytes(self) -> int:
         """Memory :meth:`freeze` may keep (the Winograd weights, or the bias-folded matrix plus
         the phase-GEMM weights of ``conv_pool``; 0 when it would keep none)."""
         return max(winograd.kept_bytes(self), folded_bytes(self) + conv_pool.kept_bytes(self))
 
-    def lock_params(self) -> None:
-        """Make the parameter arrays read-only while forms derived from them are kept."""
-        for p in self.params.values():
-            if p.flags.writeable:
-                p.flags.writeable = False
-                self._locked.append(p)
-
-    def thaw(self) -> None:
-        for p in self._locked:
-            p.flags.writeable = True
-        self._locked = []
+    def _drop_kept(self) -> None:
         self._wino = None
-        if self._frozen:
-            self._frozen = False
-            self._slot.clear()
 
     def winograd_weights(self) -> Any:
         """The Winograd-transformed weights of the current (read-only) weight array."""
@@ -246,26 +225,6 @@ class Convolution(TemporalConvMixin, _ConvBase):
             self._wino = (w, winograd.transform_weights(w))
             self.lock_params()
         return self._wino[1]
-
-    def train(self, mode: bool = True) -> Convolution:
-        super().train(mode)
-        if mode:
-            self.thaw()
-        return self
-
-    def set_flat(self, flat: Any) -> None:
-        frozen = self._frozen
-        self.thaw()
-        super().set_flat(flat)
-        if frozen:
-            self.freeze()
-
-    def reset(self, rng: Any = None) -> None:
-        frozen = self._frozen
-        self.thaw()
-        super().reset(rng)
-        if frozen:
-            self.freeze()
 
     def output_buffer(self) -> Any:
         """The contiguous buffer behind the last output (may hold ignored columns): what an

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.modules.base import MAX_TENSOR_VALUES, Module, Prop, register
+from engine.modules.buffers import tailed
 
 
 @register
@@ -45,7 +46,7 @@ class Input(Module):
         dims, shape = self.cfg["dims"], tuple(x.shape)
         if dims and shape[-len(dims):] != tuple(dims) and x.size != _prod(dims):
             raise self.shape_fail(f"input must have shape {tuple(dims)}", shape)
-        self._buf = self.xp.empty(shape, dtype=x.dtype)
+        self._buf = tailed(self.xp, shape, x.dtype)
         return self._buf
 
     def backward(self, grad_output: Any) -> Any:

@@ -12,12 +12,18 @@ import numpy as np
 
 from engine import blas
 from engine.modules.base import Module, Prop, register, uniform_fan_in
-from engine.modules.buffers import Slot, bound_or
+from engine.modules.buffers import Slot, bound_or, ones_tail, tailed
+from engine.modules.freezing import Freezable
 
 
 @register
-class Linear(Module):
-    """Fully connected layer."""
+class Linear(Freezable, Module):
+    """Fully connected layer.
+
+    Frozen (``Network.eval()``), a small layer whose one-sample input is a ``tailed`` buffer
+    (a 1.0 after its last element: what Input, Linear and MaxPooling allocate) keeps
+    ``[W^T; b]`` and computes ``[x, 1] @ [W^T; b]``: the bias comes with the product instead
+    of a separate add, and the transposed matrix-vector product is the faster one here."""
 
     type_name = "Linear"
     category = "Layer"
@@ -41,6 +47,7 @@ class Linear(Module):
         self._slot = Slot()
         self._dot, self._add = self.xp.dot, self.xp.add
         self._act: Module | None = None  # an activation fused by the executor (see fuse)
+        self._kept: Any = None  # frozen: [W^T; b], (n_in + 1, n_out)
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {
@@ -67,7 +74,7 @@ class Linear(Module):
         shape = (self.n_out,) if flat.ndim == 1 else (flat.shape[0], self.n_out)
         out = self._out
         if out is None or out.shape != shape or out.dtype != dt:
-            out = self._out = xp.empty(shape, dtype=dt)
+            out = self._out = tailed(xp, shape, dt)
         # A flat view follows x's contents; a copy (x not contiguous) must be redone per call.
         view = xp is not np or np.shares_memory(flat, x)
         rows = 1 if flat.ndim == 1 else flat.shape[0]
@@ -75,15 +82,29 @@ class Linear(Module):
         mode = 2 if flat.dtype != w.dtype else (0 if flat.ndim == 1 else 1)
         hot = fused = None
         if mode == 0 and gov is None and view:
-            hot = self._runner(flat, out, x.shape, None)
+            aug = ones_tail(flat) if self._frozen and xp is np and w.dtype == dt else None
+            hot = self._runner(flat, out, x.shape, None, aug)
             if self._act is not None:
-                fused = self._runner(flat, out, x.shape, self._act.bind_inplace(out))
+                fused = self._runner(flat, out, x.shape, self._act.bind_inplace(out), aug)
         return self._slot.keep(x, (flat if view else None, out, mode, gov, hot, fused))
 
-    def _runner(self, flat: Any, out: Any, in_shape: tuple, post: Any) -> Any:
+    def _runner(self, flat: Any, out: Any, in_shape: tuple, post: Any, aug: Any) -> Any:
         """forward of one small sample with its operands bound (then ``post``, the fused
-        activation in place on ``out``, when given)."""
+        activation in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it
+        (frozen: one product with the kept ``[W^T; b]``)."""
         params, dot, add, use = self.params, self.xp.dot, self.xp.add, blas.use
+        if aug is not None:
+            kept = self.kept_matrix()
+
+            def run_folded() -> Any:
+                use(1)
+                dot(aug, kept, out=out)
+                self._x, self._in_shape = flat, in_shape
+                if post is not None:
+                    post()
+                return out
+
+            return run_folded
 
         def run() -> Any:
             use(1)
@@ -95,6 +116,27 @@ class Linear(Module):
             return out
 
         return run
+
+    def kept_matrix(self) -> Any:
+        """``[W^T; b]`` of the current (then read-only) parameters, kept while frozen."""
+        if self._kept is None:
+            w = self.params["weight"]
+            kept = np.empty((self.n_in + 1, self.n_out), dtype=w.dtype)
+            kept[: self.n_in] = w.T
+            kept[self.n_in] = self.params["bias"]
+            self._kept = kept
+            self.lock_params()
+        return self._kept
+
+    def freeze_bytes(self) -> int:
+        """Bytes :meth:`freeze` may keep: ``[W^T; b]`` for layers small enough to run their
+        one-sample product on one thread (0 for larger ones, which never use it)."""
+        if self.xp is not np or self.n_in * self.n_out >= blas.PARALLEL_MIN_MACS:
+            return 0
+        return (self.n_in + 1) * self.n_out * self.dtype.itemsize
+
+    def _drop_kept(self) -> None:
+        self._kept = None
 
     def fuse(self, act: Module, general: Any) -> Any:
         """The executor's Linear -> ``act`` (``general`` is that call from ``engine.plan``) as

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine.modules.base import Module, Prop, register
-from engine.modules.buffers import Slot
+from engine.modules.buffers import Slot, tailed
 from engine.modules.conv_ops import (
     AXES,
     KINDS,
@@ -238,7 +238,7 @@ class _MaxPlan:
             self.x_dst, src = buf[interior((0, 0, *geo.p))], buf
         else:
             self.x_dst, src = None, xb
-        self.out = xp.empty((n, c, *geo.out), dtype=xb.dtype)
+        self.out = tailed(xp, (n, c, *geo.out), xb.dtype)
         self.stages: list[tuple[Any, list[Any]]] = []
         self.reduce = None
         tiles = geo.nd == 2 and geo.k == geo.s and not any(geo.p) and geo.K > 1

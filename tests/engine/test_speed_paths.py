@@ -224,6 +224,7 @@ def test_network_eval_freezes_within_its_memory_budget(monkeypatch):
     import engine.graph as graph  # noqa: PLC0415
 
     monkeypatch.setattr(graph, "FREEZE_BUDGET", 1.0)  # room for one layer's 16/9 x weights
+    monkeypatch.setattr(graph, "FREEZE_MIN_BYTES", 0)
     net.eval()
     assert sorted(c._frozen for c in convs) == [False, True]
     np.testing.assert_allclose(net.forward(x), want, **F32)
@@ -389,3 +390,32 @@ def test_phase_gemm_follows_new_weights():
     net.forward(x)
     net.set_weights(ref.get_weights())
     np.testing.assert_allclose(net.forward(x), ref.forward(x), **F32)
+
+
+def test_frozen_linear_folds_its_bias_when_the_input_has_a_ones_tail():
+    """eval(): a Linear whose one-sample input is a tailed buffer (Input, Linear, MaxPooling
+    outputs) computes [x, 1] @ [W^T; b]; outputs and gradients equal the unfrozen MLP's, the
+    weights are read-only while the matrix is kept, and train() gives them back."""
+    from engine.modules.buffers import ones_tail, tailed  # noqa: PLC0415
+
+    fast, ref = Network(zoo.mlp([12, 7, 5, 3]), seed=4).eval(), Network(zoo.mlp([12, 7, 5, 3]),
+                                                                         seed=4)
+    lins = [m for m in fast.modules.values() if m.type_name == "Linear"]
+    for _ in range(3):
+        x = RNG.standard_normal(12).astype(np.float32)
+        np.testing.assert_allclose(fast.forward(x), ref.forward(x), **F32)
+        g = RNG.standard_normal(3).astype(np.float32)
+        fast.zero_grad()
+        ref.zero_grad()
+        np.testing.assert_allclose(fast.backward(g)[fast.inputs[0]],
+                                   ref.backward(g)[ref.inputs[0]], **F32)
+    assert all(m._kept is not None for m in lins)
+    with pytest.raises(ValueError):
+        lins[0].params["bias"][0] = 1.0
+    fast.train()
+    assert all(m._kept is None and m.params["weight"].flags.writeable for m in lins)
+    # the tail: only a whole tailed buffer qualifies
+    buf = tailed(np, (4, 5), np.float32)
+    assert ones_tail(buf.reshape(-1))[-1] == 1.0
+    assert ones_tail(buf.reshape(-1)[1:]) is None and ones_tail(buf[0]) is None
+    assert ones_tail(np.empty(20, np.float32)) is None
