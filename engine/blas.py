@@ -7,7 +7,8 @@ and the same product takes milliseconds. DRAM-bound products (a 450 MB weight ma
 nothing from a second thread. So there is no fixed answer: each product large enough to care
 (``PARALLEL_MIN_MACS``) gets a :class:`Threads` governor that times its own calls, runs on
 whichever of 1 or all threads is faster lately, and re-probes the other choice now and then
-(backing off while the probes keep losing). Smaller products always run on one thread.
+with a short burst of calls (backing off while the probes keep losing), robust to the upward
+noise of a shared machine. Smaller products always run on one thread.
 
 :func:`use` switches the OpenBLAS thread count (as threadpoolctl does, through the library's
 own entry point, and only when it changes). The kernels OpenBLAS picks are left alone: an
@@ -129,40 +130,65 @@ def governor(macs: int) -> Threads | None:
 class Threads:
     """Runs one product on 1 or ``CPUS`` threads, whichever its own recent calls say is faster.
 
-    The chosen count's time is a moving average of its calls; the other count's time is its
-    last probe. A probe runs every ``interval`` calls; each losing probe doubles the interval
-    (up to 1024 calls), a winning one switches and resets it.
-    """
+    Timings on a shared machine are noisy upwards only (a preempted call is slow, never fast),
+    so decisions use low values: the chosen count's estimate ``cur`` is a moving average whose
+    single-call steps are clamped at twice the estimate (one preempted call cannot flip the
+    choice, a lasting slowdown still lifts it within a few calls), and the other count is
+    probed by a *burst* of ``BURST`` calls whose minimum is its time (the first call of a
+    burst may find the other threads asleep). A burst stops early when a call after its first
+    takes more than four times ``cur`` (the other core is busy: no need to go on). A winning
+    burst switches; a losing one doubles the calls until the next (16 up to ``MAX_INTERVAL``).
+    When ``cur`` drifts to twice the other count's last burst, a burst starts at once."""
 
-    __slots__ = ("times", "choice", "countdown", "interval")
+    __slots__ = ("choice", "cur", "other", "countdown", "interval", "burst", "burst_min")
+
+    BURST = 3
+    MAX_INTERVAL = 256
 
     def __init__(self) -> None:
-        self.times = {1: 0.0, CPUS: 0.0}  # 0.0: not measured yet (tried first)
         self.choice = CPUS
-        self.countdown = 1
+        self.cur = 0.0  # 0: not measured yet (the first call only warms up)
+        self.other = 0.0  # the other count's last burst minimum (0: never probed)
+        self.countdown = 2
         self.interval = 16
+        self.burst = 0  # calls left in the running burst (0: none running)
+        self.burst_min = 0.0
 
     def run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
-        times, choice = self.times, self.choice
-        self.countdown -= 1
-        probe = self.countdown <= 0
-        n = (1 if choice != 1 else CPUS) if probe else choice
+        probing = self.burst > 0
+        choice = self.choice
+        n = (1 if choice != 1 else CPUS) if probing else choice
         use(n)
         t0 = _clock()
         fn(*args, **kwargs)
         dt = _clock() - t0
-        if probe or not times[n]:
-            times[n] = dt
+        if probing:
+            self._probed(dt)
+            return
+        cur = self.cur
+        if cur:
+            self.cur = cur + 0.25 * (min(dt, 2.0 * cur) - cur)
+        elif self.countdown <= 1:
+            self.cur = dt  # the second call: the first one warmed the threads up
+        self.countdown -= 1
+        if self.countdown <= 0 or (self.other and self.cur > 2.0 * self.other):
+            self.burst, self.burst_min = self.BURST, float("inf")
+
+    def _probed(self, dt: float) -> None:
+        self.burst -= 1
+        self.burst_min = min(self.burst_min, dt)
+        if self.burst and (self.burst == self.BURST - 1 or dt <= 4.0 * self.cur):
+            return  # the first call may be cold: never stop after it
+        self.burst = 0
+        best = self.burst_min
+        if best < 0.9 * self.cur:  # the other count wins: switch
+            self.choice = 1 if self.choice != 1 else CPUS
+            self.other, self.cur = self.cur, best
+            self.interval = 16
         else:
-            times[n] += 0.25 * (dt - times[n])
-        other = 1 if choice != 1 else CPUS
-        if times[other] and times[other] < times[choice] * 0.9:
-            self.choice, self.interval = other, 16
-            self.countdown = self.interval
-        elif probe:
-            if times[other]:
-                self.interval = min(self.interval * 2, 1024)
-            self.countdown = self.interval if times[other] else 1
+            self.other = best
+            self.interval = min(self.interval * 2, self.MAX_INTERVAL)
+        self.countdown = self.interval
 
 
 def info() -> dict[str, object]:

@@ -39,6 +39,52 @@ def test_governor_follows_the_faster_thread_count(fake):
     assert gov.choice == 2 and used[-100:].count(1) <= 3
 
 
+def test_governor_ignores_single_slow_calls_and_cold_probe_calls(fake):
+    """Shared-machine noise is upward only: one preempted call does not flip the choice, and
+    a burst whose first call finds the other threads asleep still counts its fast calls."""
+    state, work, used = fake
+    gov = blas.Threads()
+    state["cost"] = {1: 2.0, 2: 1.0}
+    for _ in range(50):
+        gov.run(work)
+    assert gov.choice == 2
+    state["cost"] = {1: 2.0, 2: 40.0}  # one call of the chosen count is preempted
+    gov.run(work)
+    state["cost"] = {1: 2.0, 2: 1.0}
+    for _ in range(5):
+        gov.run(work)
+    assert gov.choice == 2 and used[-6:] == [2] * 6
+    # the other way round: one thread chosen, the two-thread burst starts cold
+    gov, calls = blas.Threads(), iter(range(10**6))
+    state["cost"] = {1: 1.0, 2: 3.0}
+    for _ in range(40):
+        gov.run(work)
+    assert gov.choice == 1
+
+    def cold_then_fast():
+        first = used and used[-1] == 1 and state["threads"] == 2
+        state["now"] += 10.0 if first else {1: 1.0, 2: 0.5}[state["threads"]]
+        used.append(state["threads"])
+        next(calls)
+
+    for _ in range(300):
+        gov.run(cold_then_fast)
+    assert gov.choice == 2
+
+
+def test_governor_leaves_a_lasting_slowdown_within_a_few_calls(fake):
+    state, work, used = fake
+    gov = blas.Threads()
+    state["cost"] = {1: 2.0, 2: 1.0}
+    for _ in range(300):  # settled on 2 threads; the probes of 1 have backed off
+        gov.run(work)
+    assert gov.choice == 2
+    state["cost"] = {1: 2.0, 2: 50.0}  # another process takes the second core for good
+    for _ in range(12):
+        gov.run(work)
+    assert gov.choice == 1
+
+
 def test_only_large_products_are_governed(monkeypatch):
     monkeypatch.setattr(blas, "CPUS", 2)
     assert blas.governor(blas.PARALLEL_MIN_MACS - 1) is None
