@@ -17,7 +17,8 @@ order) that backward walks. :class:`Program` is what forward runs for that plan:
 * **Pass-through Outputs** are not called: their value is their input.
 * **Chains** (every step takes the previous step's single output: MLPs, LeNet, OverFeat) run as
   a loop over callables with no dictionary work; other graphs run the general loop over
-  :class:`Op` with values in a dict.
+  :class:`Op` with values in a dict. Once a chain pass binds nothing new, its ops' runners are
+  called directly (``hot_runners``) while no binding changes anywhere (``Slot.generation``).
 
 Every module still runs its own ``forward`` and keeps its own backward state: the program only
 decides which calls run back to back and which buffers they share.
@@ -158,13 +159,30 @@ class Program:
         if any(op.step.kind == FEED for op in ops[1:]):
             return None
         reads = [*(args for args in self.args[1:]), [self._resolve(wanted[0], -1)]]
-        calls = []
+        calls, picks = [], []
         for op, nxt in zip(ops, reads, strict=True):
             if len(nxt) != 1 or nxt[0][0] != op.mids[-1]:
                 return None
             index = nxt[0][1]
             calls.append(op.call if index < 0 else _pick(op.call, index))
+            picks.append(index)
+        self.picks = picks
         return calls
+
+    def hot_runners(self, values: list[Any]) -> list[Callable[[], Any]] | None:
+        """The chain's calls after the first as zero-argument runners, when a pass that bound
+        nothing new (``Slot.generation`` unchanged) fed op ``i`` the array ``values[i]`` and
+        every op after the first ran the runner its module keeps for that array (``bound_or``);
+        else None. While no slot changes and the first op returns the same array, running
+        these in order is that pass without the per-op identity checks."""
+        runners = []
+        for op, value, index in zip(self.ops[1:], values[1:], self.picks[1:], strict=True):
+            slot = getattr(op.call, "slot", None)
+            run = slot.data[-1] if slot is not None and slot.data is not None else None
+            if run is None or slot.x is not value:
+                return None
+            runners.append(run if index < 0 else (lambda run=run, i=index: run()[i]))
+        return runners
 
     def run_chain(self, x: Any) -> Any:
         i = 0

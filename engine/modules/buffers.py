@@ -44,6 +44,7 @@ class Slot:
     """What a module derived from its last input: valid while ``x`` is that same array."""
 
     __slots__ = ("x", "shape", "data")
+    generation = 0  # counts keep/clear over all slots: unchanged means every binding is too
 
     def __init__(self) -> None:
         self.x: Any = None
@@ -56,10 +57,12 @@ class Slot:
 
     def keep(self, x: Any, data: Any) -> Any:
         self.x, self.shape, self.data = x, x.shape, data
+        Slot.generation += 1
         return data
 
     def clear(self) -> None:
         self.x = self.shape = self.data = None
+        Slot.generation += 1
 
 
 def bound_or(slot: Slot, general: Any) -> Any:
@@ -73,6 +76,7 @@ def bound_or(slot: Slot, general: Any) -> Any:
                 return run()
         return general(x)
 
+    call.slot = slot  # type: ignore[attr-defined]  # what engine.plan's hot runners read
     return call
 
 

@@ -90,7 +90,7 @@ def test_module_error_names_module_and_agent(trio) -> None:
 def test_killed_agent_is_named_within_two_seconds(spawn) -> None:
     agents = spawn(["k-one", "k-two", "k-three"])
     desc, net = mnist_mlp()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     dep = deploy(desc, net.get_weights(), split3(net, [a.name for a in agents]),
                  [a.address for a in agents])
     try:

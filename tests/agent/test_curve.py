@@ -22,7 +22,7 @@ def test_keys_authorize_clients_and_agents(spawn, tmp_path, capsys) -> None:
     agents = spawn(["safe-a", "safe-b", "safe-c"], "--keys", str(site))
     keys = load(site)
     desc, net = mnist_mlp()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     # tensors travel agent to agent encrypted, with the agents' own keypair
     dep = deploy(desc, net.get_weights(), split3(net, [a.name for a in agents]),
                  [a.address for a in agents], keys=keys)

@@ -52,14 +52,17 @@ def split3(net: Network, names: list[str]) -> dict[str, str]:
 @pytest.mark.parametrize("make", [mnist_mlp, lenet_fork], ids=["mlp", "lenet-fork"])
 def test_three_agent_split_equals_local_bit_for_bit(trio, make) -> None:
     desc, net = make()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     placement = split3(net, [a.name for a in trio])
     assert len(set(placement.values())) == 3
     dep = deploy(desc, net.get_weights(), placement, [a.address for a in trio])
     try:
         xs = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
+        frozen = Network(desc, seed=3).eval()  # folded/rearranged weights: float32 rounding
+        frozen.set_weights(net.get_weights())
         for x in xs:
             assert np.array_equal(dep.forward(x), net.forward(x))
+            np.testing.assert_allclose(dep.forward(x), frozen.forward(x), rtol=1e-5, atol=1e-5)
         # a batch, and pipelined samples: same values, same order, none lost
         assert np.array_equal(dep.forward(xs), net.forward(xs))
         streamed = list(dep.forward_many(list(xs) * 4, window=6))
@@ -74,7 +77,7 @@ def test_three_agent_split_equals_local_bit_for_bit(trio, make) -> None:
 def test_fork_branches_on_different_agents(trio) -> None:
     """Each Duplicate branch on its own agent, the Concat on a third: agent-to-agent joins."""
     desc, net = lenet_fork()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     names = [a.name for a in trio]
     placement = {m: names[0] for m in net.order}
     placement[desc.module("left").id] = names[1]
@@ -110,7 +113,7 @@ def test_info_names_the_deployment(trio) -> None:
 
 def test_move_module_keeps_its_parameters(trio) -> None:
     desc, net = mnist_mlp()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     dep = deploy(desc, net.get_weights(), {m: "alpha" for m in net.order},
                  [a.address for a in trio])
     try:

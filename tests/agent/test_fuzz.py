@@ -82,7 +82,7 @@ def malformed(rng: np.random.Generator, dep: str) -> tuple[list[bytes], bool]:
 def test_fuzz_then_correct_forward(spawn) -> None:
     (agent,) = spawn(["fuzzed"], "--max-tensor-elements", "200000")
     desc, net = mnist_mlp()
-    net.eval()
+    net.train(False)  # what agents run: unfrozen modules (eval() folds weights: rounding)
     dep = deploy(desc, net.get_weights(), {m: agent.id for m in desc.modules}, [agent.address])
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from agent.client import AgentClient
@@ -42,6 +44,9 @@ def test_stop_job_and_evaluate(trio) -> None:
     desc, net = mnist_mlp()
     with AgentClient(trio[1].address) as client:
         job = client.start_job(desc, net.get_weights(), "mnist", OPTIONS, iterations=10**6)
+        deadline = time.monotonic() + 10  # stop once it reported progress (it has trained)
+        while not client.job_status(job)["progress"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         status = client.stop_job(job)
         assert status["state"] == "stopped"
         assert 0 < status["result"]["iterations"] < 10**6
