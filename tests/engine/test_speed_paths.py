@@ -419,3 +419,23 @@ def test_frozen_linear_folds_its_bias_when_the_input_has_a_ones_tail():
     assert ones_tail(buf.reshape(-1))[-1] == 1.0
     assert ones_tail(buf.reshape(-1)[1:]) is None and ones_tail(buf[0]) is None
     assert ones_tail(np.empty(20, np.float32)) is None
+
+
+def test_hot_chain_follows_new_weights_shapes_and_modes():
+    """After a steady pass the network calls its ops' runners directly; new weights, a batch,
+    train() and a bad input all leave that path and give the reference results."""
+    fast = Network(zoo.lenet5(), seed=5).eval()
+    ref = Network(zoo.lenet5(), seed=5)
+    xs = RNG.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    for x in xs[:3]:
+        np.testing.assert_allclose(fast.forward(x), ref.forward(x), **F32)
+    assert fast._hot is not None
+    other = Network(zoo.lenet5(), seed=6)
+    fast.set_weights(other.get_weights())
+    np.testing.assert_allclose(fast.forward(xs[3]), other.forward(xs[3]), **F32)
+    np.testing.assert_allclose(fast.forward(xs), other.forward(xs), **F32)  # a batch
+    np.testing.assert_allclose(fast.forward(xs[0]), other.forward(xs[0]), **F32)
+    fast.train()
+    np.testing.assert_allclose(fast.forward(xs[1]), other.forward(xs[1]), **F32)
+    with pytest.raises(DianneError, match="Convolution|Input"):
+        fast.forward(np.zeros((2, 28, 28), np.float32))
