@@ -120,6 +120,25 @@ def pinned(n: int = 1) -> Iterator[None]:
         _pinned = previous
 
 
+# A matrix-vector product that follows a healthy all-threads product this soon keeps the thread
+# count: switching OpenBLAS to one thread and back costs ~2 us (measured: 1.5 + 0.5), more than
+# a small product loses on all threads while the other core is known to be free.
+STICKY_S = 0.0005
+_parallel_ok_at = -1.0  # when a governed product last finished on all threads in its usual time
+
+
+def _mark_parallel_ok(t: float) -> None:
+    global _parallel_ok_at
+    _parallel_ok_at = t
+
+
+def use_for_vector() -> None:
+    """Threads for a small one-sample matrix-vector product: one, unless a governed product
+    just ran well on all threads (see ``STICKY_S``)."""
+    if _BLAS.threads == 1 or _pinned is not None or _clock() - _parallel_ok_at > STICKY_S:
+        use(1)
+
+
 def governor(macs: int) -> Threads | None:
     """A :class:`Threads` for a product of ``macs`` multiply-accumulates, or None (one thread)."""
     if macs < PARALLEL_MIN_MACS or CPUS < 2:
@@ -161,7 +180,10 @@ class Threads:
         use(n)
         t0 = _clock()
         fn(*args, **kwargs)
-        dt = _clock() - t0
+        t1 = _clock()
+        dt = t1 - t0
+        if n != 1 and dt <= 1.5 * self.cur:
+            _mark_parallel_ok(t1)
         if probing:
             self._probed(dt)
             return

@@ -35,6 +35,9 @@ NAME = "forward"
 HELP = "single-sample forward time: ours vs ONNX Runtime and PyTorch (same network, same run)"
 NETS = ("mlp20", "mlp1024", "lenet", "overfeat")
 ROUNDS = 20  # interleaving: every engine runs calls/ROUNDS calls in turn, ROUNDS times
+# Pause between two engines' blocks: the thread pools of all three keep spinning on the other
+# core for a while after a call (OpenBLAS up to ~0.1 s), which slowed whichever engine came next.
+SETTLE_S = 0.12
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +57,8 @@ def _timed(engines: dict[str, Any], calls: int) -> dict[str, np.ndarray]:
     clock = time.perf_counter
     for _ in range(rounds):
         for name, fn in engines.items():
+            if len(engines) > 1:
+                time.sleep(SETTLE_S)
             out = times[name]
             for _ in range(per_round):
                 t0 = clock()

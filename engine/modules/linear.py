@@ -81,23 +81,37 @@ class Linear(Freezable, Module):
         gov = blas.governor(rows * self.n_in * self.n_out)
         mode = 2 if flat.dtype != w.dtype else (0 if flat.ndim == 1 else 1)
         hot = fused = None
-        if mode == 0 and gov is None and view:
-            aug = ones_tail(flat) if self._frozen and xp is np and w.dtype == dt else None
-            hot = self._runner(flat, out, x.shape, None, aug)
+        if mode == 0 and view:
+            aug = (ones_tail(flat) if self._frozen and xp is np and w.dtype == dt
+                   and gov is None else None)
+            hot = self._runner(flat, out, x.shape, None, aug, gov)
             if self._act is not None:
-                fused = self._runner(flat, out, x.shape, self._act.bind_inplace(out), aug)
+                fused = self._runner(flat, out, x.shape, self._act.bind_inplace(out), aug, gov)
         return self._slot.keep(x, (flat if view else None, out, mode, gov, hot, fused))
 
-    def _runner(self, flat: Any, out: Any, in_shape: tuple, post: Any, aug: Any) -> Any:
-        """forward of one small sample with its operands bound (then ``post``, the fused
-        activation in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it
-        (frozen: one product with the kept ``[W^T; b]``)."""
-        params, dot, add, use = self.params, self.xp.dot, self.xp.add, blas.use
+    def _runner(self, flat: Any, out: Any, in_shape: tuple, post: Any, aug: Any,
+                gov: blas.Threads | None) -> Any:
+        """forward of one sample with its operands bound (then ``post``, the fused activation
+        in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it (frozen: one
+        product with the kept ``[W^T; b]``); ``gov``: the thread governor of a large product."""
+        params, dot, add, threads = self.params, self.xp.dot, self.xp.add, blas.use_for_vector
+        if gov is not None:
+            governed = gov.run
+
+            def run_governed() -> Any:
+                governed(dot, params["weight"], flat, out=out)
+                add(out, params["bias"], out=out)
+                self._x, self._in_shape = flat, in_shape
+                if post is not None:
+                    post()
+                return out
+
+            return run_governed
         if aug is not None:
             kept = self.kept_matrix()
 
             def run_folded() -> Any:
-                use(1)
+                threads()
                 dot(aug, kept, out=out)
                 self._x, self._in_shape = flat, in_shape
                 if post is not None:
@@ -107,7 +121,7 @@ class Linear(Freezable, Module):
             return run_folded
 
         def run() -> Any:
-            use(1)
+            threads()
             dot(params["weight"], flat, out=out)
             add(out, params["bias"], out=out)
             self._x, self._in_shape = flat, in_shape
