@@ -116,3 +116,21 @@ def test_pinned_holds_the_thread_count_against_governors():
     blas.use(2)
     assert blas.info()["threads"] == 2
     blas.use(1)
+
+
+def test_vector_product_keeps_all_threads_right_after_a_healthy_parallel_product(fake,
+                                                                                 monkeypatch):
+    state, work, used = fake
+    monkeypatch.setattr(blas._BLAS, "threads", 2)  # what the last governed call left
+    monkeypatch.setattr(blas, "_parallel_ok_at", -1.0)
+    gov = blas.Threads()
+    state["cost"] = {1: 2e-5, 2: 1e-5}
+    for _ in range(40):
+        gov.run(work)
+    assert gov.choice == 2
+    state["threads"] = None
+    blas.use_for_vector()  # right after: no switch
+    assert state["threads"] is None
+    state["now"] += 2 * blas.STICKY_S  # a pause: back to one thread
+    blas.use_for_vector()
+    assert state["threads"] == 1
