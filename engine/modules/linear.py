@@ -95,18 +95,6 @@ class Linear(Freezable, Module):
         in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it (frozen: one
         product with the kept ``[W^T; b]``); ``gov``: the thread governor of a large product."""
         params, dot, add, threads = self.params, self.xp.dot, self.xp.add, blas.use_for_vector
-        if gov is not None:
-            governed = gov.run
-
-            def run_governed() -> Any:
-                governed(dot, params["weight"], flat, out=out)
-                add(out, params["bias"], out=out)
-                self._x, self._in_shape = flat, in_shape
-                if post is not None:
-                    post()
-                return out
-
-            return run_governed
         if aug is not None:
             kept = self.kept_matrix()
 
@@ -119,10 +107,18 @@ class Linear(Freezable, Module):
                 return out
 
             return run_folded
+        if gov is not None:
+            governed = gov.run
+
+            def product() -> None:
+                governed(dot, params["weight"], flat, out=out)
+        else:
+            def product() -> None:
+                threads()
+                dot(params["weight"], flat, out=out)
 
         def run() -> Any:
-            threads()
-            dot(params["weight"], flat, out=out)
+            product()
             add(out, params["bias"], out=out)
             self._x, self._in_shape = flat, in_shape
             if post is not None:
