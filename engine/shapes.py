@@ -151,13 +151,16 @@ def infer_shapes(desc: NetworkDescription,
                 continue
             else:
                 arg = ins if mod.join else ins[0]
-            out = mod.output_shape(arg)
+            out = _batch_rule_shape(mod, arg) if _is_batch(mod, arg) else mod.output_shape(arg)
             res.out_shape = [tuple(o) for o in out] if mod.fork else tuple(out)
             largest = max((math.prod(o) for o in out), default=0) if mod.fork else math.prod(out)
             if largest > MAX_TENSOR_VALUES:  # it could never be allocated
                 res.error = f"output of {largest} values is too large"
                 res.out_shape = None
-            res.macs = int(mod.macs(arg)) if arg is not None else 0
+            if _is_batch(mod, arg):  # each of the batch's rows costs one sample's MACs
+                res.macs = arg[0] * int(mod.macs(arg[1:]))
+            else:
+                res.macs = int(mod.macs(arg)) if arg is not None else 0
         except DianneError as exc:
             res.error = str(exc)
         except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
@@ -175,6 +178,30 @@ def infer_shapes(desc: NetworkDescription,
     ordered = {m: results[m] for m in done}
     ordered.update({m: r for m, r in results.items() if m not in ordered})
     return NetworkShapes(ordered)
+
+
+# Modules whose forward reads an odd-rank input as one sample and an even-rank one as a batch
+# whose first axis counts samples (DIANNE's rule, engine/modules/linear.py). The sample shape an
+# Input declares may have either rank, so inference must read it the same way; otherwise it
+# accepts a 3x4 sample for Linear(input=12), which forward refuses as 3 rows of 4.
+BATCH_RULE = frozenset({"Linear"})
+
+
+def _is_batch(mod: Module, arg: Any) -> bool:
+    return (mod.type_name in BATCH_RULE and isinstance(arg, tuple) and len(arg) >= 2
+            and len(arg) % 2 == 0)
+
+
+def _batch_rule_shape(mod: Module, shape: Shape) -> Shape:
+    """The output shape of ``shape`` read as a batch: ``shape[0]`` rows of ``shape[1:]``."""
+    rows, row = shape[0], shape[1:]
+    try:
+        return (rows, *mod.output_shape(row))
+    except DianneError:
+        n_in = mod.cfg.get("input")
+        raise mod.shape_fail(f"expects {n_in} input features; a {len(shape)}-D input is a "
+                             f"batch of {rows} samples of {math.prod(row)} (odd rank = one "
+                             f"sample, even rank = a batch)", shape) from None
 
 
 def describe(shape: ModuleShape) -> str:

@@ -3,7 +3,12 @@ the module without stopping the rest of the inference."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from engine.builder import NetworkBuilder, sequential
+from engine.errors import ShapeError
+from engine.graph import Network
 from engine.shapes import infer_shapes
 
 
@@ -71,3 +76,35 @@ def test_results_come_in_execution_order():
     desc.modules = {k: desc.modules[k] for k in reversed(ids)}
     assert [m.type for m in infer_shapes(desc).modules.values()] == [
         "Input", "Linear", "ReLU", "Output"]
+
+
+@pytest.mark.parametrize(("dims", "n_in", "want"), [
+    ((12,), 12, (2,)),             # odd rank: one sample
+    ((1, 3, 4), 12, (2,)),
+    ((3, 4), 4, (3, 2)),           # even rank: a batch of 3 rows of 4
+    ((2, 1, 3, 4), 12, (2, 2)),    # a batch of 2 images of 1x3x4
+    ((3, 4), 12, None),            # 3 rows of 4 are not 12 features
+    ((2, 1, 3, 4), 24, None),
+])
+def test_linear_shapes_follow_the_forward_batch_rule(dims, n_in, want):
+    """Shape inference gives the verdict forward gives: the same output shape, or an error
+    naming the module and the input shape it received."""
+    desc = sequential("rule", [("Linear", {"input": n_in, "output": 2})], input_dims=dims)
+    shapes = infer_shapes(desc)
+    lin = next(m for m in shapes.modules.values() if m.type == "Linear")
+    net = Network(desc)
+    x = np.ones(dims, dtype=np.float32)
+    if want is None:
+        with pytest.raises(ShapeError) as forward_error:
+            net.forward(x)
+        assert lin.error is not None and lin.out_shape is None
+        assert lin.id in lin.error and f"Received: {dims}" in lin.error
+        assert f"expects {n_in} input features" in lin.error
+        assert f"expects {n_in} input features" in str(forward_error.value)
+        assert shapes.first_error() == lin.error
+        return
+    assert lin.error is None and lin.out_shape == want
+    assert net.forward(x).shape == want
+    rows = dims[0] if len(dims) % 2 == 0 else 1
+    assert lin.macs == rows * n_in * 2
+    assert shapes.modules[net.outputs[0]].out_shape == want
