@@ -32,9 +32,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_agent_options(p)
     p.add_argument("--placement", metavar="FILE",
-                   help="run on agents: a JSON file {module uuid: agent id or name} (deploy, "
+                   help="run on agents: a JSON file {module uuid: agent id or name}, or "
+                        "\"auto\": profile the agents, measure the links and plan (deploy, "
                         "run, undeploy)")
     p.add_argument("--on", metavar="AGENT", help="run the whole network on this agent")
+    from app.autoplace_cli import add_auto_options  # noqa: PLC0415  (light: no numpy, zmq)
+
+    add_auto_options(p)
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:

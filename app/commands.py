@@ -95,7 +95,12 @@ def input_shape(net: Network) -> tuple[int, ...] | None:
 def executor(args: argparse.Namespace, net: Network, oid: str
              ) -> Iterator[tuple[Callable[[np.ndarray], np.ndarray], str]]:
     """(forward function, where it runs): the local engine, or the agents of ``--placement
-    FILE`` / ``--on AGENT`` (deployed here, undeployed when done)."""
+    FILE`` / ``--placement auto`` / ``--on AGENT`` (deployed here, undeployed when done).
+
+    ``--placement`` is read as ``dianne deploy`` reads it
+    (:func:`app.cmds.agents.choose_placement`); with ``auto`` the plan and then where each module
+    went are printed on stderr, so that stdout keeps the command's own output (``--json``
+    included)."""
     placement, on = getattr(args, "placement", None), getattr(args, "on", None)
     if not placement and not on:
         if getattr(args, "agent", None) or getattr(args, "interface", None):
@@ -107,11 +112,19 @@ def executor(args: argparse.Namespace, net: Network, oid: str
     if placement and on:
         raise DianneError(f"give --placement or --on, not both. Received: --placement "
                           f"{placement} --on {on}")
-    from app.cmds.agents import deploy_model, deployment_label, read_placement  # noqa: PLC0415
+    from app.cmds.agents import (  # noqa: PLC0415
+        choose_placement,
+        deploy_model,
+        deployment_label,
+        placement_lines,
+    )
 
     dep = deploy_model(args, net.description, net.get_weights(),
-                       read_placement(placement) if placement else None, on=on)
+                       choose_placement(args, net.description) if placement else None, on=on)
     try:
+        if placement == "auto":
+            print(f"placed {net.description.name} on {deployment_label(dep)}:\n"
+                  f"{placement_lines(net, dep)}", file=sys.stderr)
         yield (lambda x: dep.forward(x, outputs=oid)), deployment_label(dep)
     finally:
         with contextlib.suppress(DianneError):  # an agent that is gone keeps nothing

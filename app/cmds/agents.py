@@ -3,7 +3,8 @@
 Agents are found by zeroconf (``--interface IP`` to browse one interface) unless addresses are
 given with ``--agent ADDR`` (repeatable) or ``DIANNE_AGENTS=ADDR,...``. With CURVE keys
 (``--keys DIR`` or ``DIANNE_KEYS``) every connection is encrypted and authenticated.
-:func:`find_agents` and :func:`deploy_model` are shared with ``dianne eval/run --placement``.
+:func:`find_agents`, :func:`choose_placement`, :func:`deploy_model` and :func:`placement_lines`
+are shared with ``dianne eval/run --placement``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ def read_placement(path: str) -> dict[str, str]:
     return doc
 
 
+def choose_placement(args: argparse.Namespace, desc: Any) -> dict[str, str]:
+    """``--placement``: ``auto`` (planner hook: profile, measure, plan; the plan is printed on
+    stderr) or a placement file."""
+    if args.placement == "auto":
+        from app.autoplace_cli import auto_placement  # noqa: PLC0415
+
+        return auto_placement(args, desc)
+    return read_placement(args.placement)
+
+
 def deploy_model(args: argparse.Namespace, desc: Any, weights: dict, placement: dict | None,
                  on: str | None = None) -> Any:
     """Deploy ``desc`` on the agents of ``placement`` (or all of it on agent ``on``)."""
@@ -134,6 +145,15 @@ def deploy_model(args: argparse.Namespace, desc: Any, weights: dict, placement: 
     except BaseException:
         session.close()
         raise
+
+
+def placement_lines(net: Any, dep: Any) -> str:
+    """Where the modules went: one line per agent, its modules in execution order."""
+    lines = []
+    for aid, conn in sorted(dep.conns.items(), key=lambda kv: kv[1].info.name):
+        mods = [net.modules[m].label for m in net.order if dep.placement[m] == aid]
+        lines.append(f"  {conn.info.name} ({conn.address}): {', '.join(mods)}")
+    return "\n".join(lines)
 
 
 def deployment_label(dep: Any) -> str:
@@ -165,13 +185,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from app.commands import load_network  # noqa: PLC0415
 
     net = load_network(args, need_weights=False)
-    if args.placement == "auto":  # planner hook
-        from app.autoplace_cli import auto_placement  # noqa: PLC0415
-
-        placement = auto_placement(args, net.description)
-    else:
-        placement = read_placement(args.placement)
-    dep = deploy_model(args, net.description, net.get_weights(), placement)
+    dep = deploy_model(args, net.description, net.get_weights(),
+                       choose_placement(args, net.description))
     try:
         result = {"deployment": dep.id, "name": net.description.name,
                   "placement": dep.placement,
@@ -181,9 +196,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             print_json(result)
             return 0
         print(f"deployed {net.description.name} as {dep.id}")
-        for aid, conn in sorted(dep.conns.items(), key=lambda kv: kv[1].info.name):
-            mods = [net.modules[m].label for m in net.order if dep.placement[m] == aid]
-            print(f"  {conn.info.name} ({conn.address}): {', '.join(mods)}")
+        print(placement_lines(net, dep))
         return 0
     finally:
         dep.session.close()

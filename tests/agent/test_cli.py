@@ -1,4 +1,5 @@
-"""``dianne agents/deploy/undeploy`` and ``dianne eval/run --placement/--on`` with real agents."""
+"""``dianne agents/deploy/undeploy`` and ``dianne eval/run --placement FILE|auto / --on`` with real
+agents."""
 
 from __future__ import annotations
 
@@ -89,6 +90,46 @@ def test_run_on_one_agent_equals_local(trio, capsys, tmp_path) -> None:
     code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--on", "nobody",
                              *agent_args(trio))
     assert code == 1 and "'nobody' is not a known agent" in err and "alpha" in err
+
+
+def test_run_and_eval_with_placement_auto_equal_local(trio, capsys, tmp_path) -> None:
+    """``--placement auto`` plans as ``dianne deploy`` does, says on stderr where the modules
+    went, runs there and undeploys; stdout is the local run's JSON (to float32 rounding)."""
+    pair, last = trio[:2], "d1a00e01-0000-4000-8000-000000000003"
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(7).random((1, 28, 28), dtype=np.float32))
+    code, out, _ = run_cli(capsys, "run", MLP, "--input", str(x), "--json")
+    local = json.loads(out)
+    # pinned apart, so that the forward really crosses from one agent to the other
+    code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--json", "--placement",
+                             "auto", "--pin", "Input=alpha", "--pin", f"{last}=beta",
+                             *agent_args(pair))
+    assert code == 0, err
+    remote = json.loads(out)  # nothing but the JSON object on stdout
+    local.pop("forward_ms"), remote.pop("forward_ms")
+    assert_same_json(remote, local)
+    assert "objective latency" in err and "placed mnist-mlp on agents alpha, beta:" in err
+    where = {line.split(" (")[0].strip(): line for line in err.splitlines()
+             if line.startswith("  alpha (") or line.startswith("  beta (")}
+    assert "Input (" in where["alpha"] and pair[0].address in where["alpha"]
+    assert f"Linear ({last})" in where["beta"] and pair[1].address in where["beta"]
+    common = ["eval", MLP, "--dataset", "mnist", "--range", "0,40", "--json", "--no-progress"]
+    code, out, _ = run_cli(capsys, *common)
+    local = json.loads(out)
+    code, out, err = run_cli(capsys, *common, "--placement", "auto", "--objective", "bytes",
+                             *agent_args(pair))
+    assert code == 0, err
+    remote = json.loads(out)
+    for key in ("forward_ms", "total_ms"):
+        local.pop(key), remote.pop(key)
+    assert remote == local and local["samples"] == 40
+    assert "objective bytes" in err and "placed mnist-mlp on agent" in err
+    for a in pair:  # undeployed when done
+        with AgentClient(a.address) as c:
+            assert c.hello()["deployments"] == []
+    code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--placement", "auto",
+                             "--pin", "Input=nobody", *agent_args(pair))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "'nobody'" in err
 
 
 def test_deploy_stays_until_undeploy(trio, capsys, tmp_path) -> None:
