@@ -32,8 +32,8 @@ from agent.keys import Keys
 from agent.session import AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
 
-__all__ = ["AgentClient", "AgentError", "AgentInfo", "Deployment", "deploy", "discover",
-           "resolve_placement"]
+__all__ = ["AgentClient", "AgentError", "AgentInfo", "Deployment", "connect_all", "deploy",
+           "discover", "resolve_placement"]
 _ = _match_agent  # re-exported (app.autoplace imports it from here)
 
 
@@ -149,6 +149,19 @@ class AgentClient:
         self.close()
 
 
+def connect_all(session: Session, agents: Iterable[str | AgentInfo | AgentClient]
+                ) -> list[Conn]:
+    """One connection per agent, in the order given. An agent given twice (the same address,
+    another address of it, or a stale discovery record of its address) is one agent: it is
+    known by the id it reports when connected, and kept where it first appears."""
+    conns: dict[str, Conn] = {}
+    for a in agents:
+        address = a.address if isinstance(a, AgentInfo | AgentClient) else a
+        conn = session.connect(address)
+        conns.setdefault(conn.info.id, conn)
+    return list(conns.values())
+
+
 def deploy(desc: NetworkDescription, weights: Mapping[str, np.ndarray],
            placement: Mapping[str, str], agents: Iterable[str | AgentInfo | AgentClient],
            *, deployment: str | None = None, keys: Keys | None = None,
@@ -158,15 +171,18 @@ def deploy(desc: NetworkDescription, weights: Mapping[str, np.ndarray],
     """Deploy ``desc`` with ``weights`` (UUID -> flat vector) on the agents of ``placement``.
     ``fallback``: an agent (or a list, tried in order) that takes over the modules of an agent
     that dies (see :meth:`Deployment.set_fallback`); the weights are kept for it."""
+    own = session is None
     session = session or Session(keys)
-    conns: list[Conn] = []
-    for a in agents:
-        address = a.address if isinstance(a, AgentInfo | AgentClient) else a
-        conns.append(session.connect(address))
-    dep = Deployment(session, desc, {}, {}, deployment or str(uuid.uuid4()))
-    dep.all_conns = {c.info.id: c for c in conns}
-    dep.place(resolve_placement(desc, placement, [c.info for c in conns]), weights)
-    if fallback is not None:
-        many = isinstance(fallback, list | tuple)
-        dep.set_fallback(*(fallback if many else [fallback]))
+    try:
+        conns = connect_all(session, agents)
+        dep = Deployment(session, desc, {}, {}, deployment or str(uuid.uuid4()))
+        dep.all_conns = {c.info.id: c for c in conns}
+        dep.place(resolve_placement(desc, placement, [c.info for c in conns]), weights)
+        if fallback is not None:
+            many = isinstance(fallback, list | tuple)
+            dep.set_fallback(*(fallback if many else [fallback]))
+    except BaseException:
+        if own:  # nobody else could close it: its sockets would outlive the error
+            session.close()
+        raise
     return dep

@@ -35,16 +35,29 @@ AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a kno
 
 
 def _match_agent(key: str, infos: Sequence[AgentInfo]) -> AgentInfo:
+    """The agent ``key`` names: its id, else its name, else a unique id prefix. The same agent
+    listed twice (same id) is one agent; two agents sharing a name need their ids."""
+    unique: dict[str, AgentInfo] = {}
+    for info in infos:
+        unique.setdefault(info.id, info)
+    infos = list(unique.values())
+    several: list[AgentInfo] = []
     for attr in ("id", "name"):
         hits = [i for i in infos if getattr(i, attr) == key]
         if len(hits) == 1:
             return hits[0]
+        several = several or hits
     hits = [i for i in infos if i.id.startswith(key)]
     if len(hits) == 1:
         return hits[0]
+    several = several or hits
+    if several:
+        named = ", ".join(f"{i.name} ({i.id} at {i.address})" for i in several)
+        raise AgentError(f"placement: {key!r} matches several agents: {named}; name one by its "
+                         f"id or a unique id prefix. Received: {key}")
     known = ", ".join(f"{i.name} ({i.id})" for i in infos) or "none"
-    what = "matches several agents" if hits else "is not a known agent"
-    raise AgentError(f"placement: {key!r} {what} (agents: {known}). Received: {key}")
+    raise AgentError(f"placement: {key!r} is not a known agent (agents: {known}). "
+                     f"Received: {key}")
 
 
 def resolve_placement(desc: NetworkDescription, placement: Mapping[str, str],

@@ -82,6 +82,11 @@ class Session:
         if not isinstance(address, str) or not address.startswith("tcp://"):
             raise AgentError(f"an agent address looks like tcp://HOST:PORT. "
                              f"Received: {address!r}")
+        same = self._same_agent(address, timeout)
+        if same is not None:  # one agent, two addresses: one connection serves both
+            log.info("%s is %s: one connection for both", address, same.label)
+            self.conns[address] = same
+            return same
         dealer = self.ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IDENTITY, self.identity)
@@ -119,16 +124,56 @@ class Session:
         conn.last_seen = time.monotonic()
         return conn
 
+    def _same_agent(self, address: str, timeout: float) -> Conn | None:
+        """The connection of this session to the agent that answers at ``address``, when it is
+        one already connected under another address (``localhost`` and ``127.0.0.1``, or two
+        interfaces of its host); else None.
+
+        A session speaks with one routing id (results find the client by it), and an agent's
+        ROUTER refuses a second connection carrying a routing id it already has: connecting
+        again would wait out the hello and report an agent that answers as silent. So when the
+        port is one this session already uses, a throwaway socket with its own routing id asks
+        the agent who it is first."""
+        port = address.rsplit(":", 1)[-1]
+        known = {c.info.id: c for c in self.conns.values()
+                 if c.info is not None and c.address.rsplit(":", 1)[-1] == port}
+        if not known:
+            return None
+        probe = self.ctx.socket(zmq.DEALER)
+        try:
+            probe.setsockopt(zmq.LINGER, 0)
+            probe.setsockopt(zmq.SNDTIMEO, 2000)
+            client_options(probe, self.keys)
+            probe.connect(address)
+            msg = P.Message("hello")
+            probe.send_multipart(P.encode(msg), copy=False)
+            end = time.monotonic() + timeout
+            while (left := end - time.monotonic()) > 0:
+                if not probe.poll(int(left * 1000) + 1):
+                    break
+                try:
+                    reply = P.decode(probe.recv_multipart(copy=False))
+                except P.ProtocolError:
+                    continue
+                if reply.parent == msg.id and reply.type != "error":
+                    return known.get(str(reply.content.get("id")))
+        except zmq.ZMQError as exc:
+            log.debug("probing %s: %s", address, exc)
+        finally:
+            probe.close(0)
+        return None  # nobody, or another agent: the ordinary connect says which
+
     def drop(self, conn: Conn) -> None:
         for sock in (conn.dealer, conn.sub):
-            if sock is not None:
+            if sock is not None and sock in self._owner:
                 self.poller.unregister(sock)
                 self._owner.pop(sock, None)
                 sock.close(0)
-        self.conns.pop(conn.address, None)
+        for address in [a for a, c in self.conns.items() if c is conn]:  # aliases too
+            del self.conns[address]
 
     def close(self) -> None:
-        for conn in list(self.conns.values()):
+        for conn in {id(c): c for c in self.conns.values()}.values():
             self.drop(conn)
         self.ctx.term()
 

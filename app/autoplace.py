@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent import protocol as P
-from agent.client import AgentClient, AgentInfo, deploy
+from agent.client import AgentClient, AgentInfo, connect_all, deploy
 from agent.session import AgentError, Session
 from app.linkprobe import CLIENT, measure_links
 from app.planner import Constraints, Links, PlacementModel, Plan
@@ -45,10 +45,7 @@ class AutoPlan:
 
 
 def _connect(session: Session, agents: Sequence[str | AgentInfo | AgentClient]) -> list:
-    conns = []
-    for a in agents:
-        address = a.address if isinstance(a, AgentInfo | AgentClient) else a
-        conns.append(session.connect(address))
+    conns = connect_all(session, agents)  # an agent listed twice is profiled once
     if not conns:
         raise AgentError("automatic placement needs at least one agent. Received: none")
     return conns

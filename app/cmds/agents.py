@@ -82,19 +82,21 @@ def explicit_addresses(args: argparse.Namespace) -> list[str]:
 
 def find_agents(args: argparse.Namespace, session: Any = None,
                 timeout: float = DISCOVERY_TIMEOUT_S) -> list[Any]:
-    """AgentInfo of every agent: the explicit addresses (each must answer), else discovery."""
+    """AgentInfo of every agent: the explicit addresses (each must answer; one agent given
+    twice is listed once), else discovery."""
     from agent.client import discover  # noqa: PLC0415
 
     keys = session.keys if session is not None else load_keys(args)
     addresses = explicit_addresses(args)
     if not addresses:
         return discover(getattr(args, "interface", None), timeout=timeout, keys=keys)
+    from agent.client import connect_all  # noqa: PLC0415
     from agent.session import Session  # noqa: PLC0415
 
     own = session is None
     session = session or Session(keys)
-    try:
-        return [session.connect(a).info for a in addresses]
+    try:  # an agent given twice (or under two addresses) is listed once
+        return [c.info for c in connect_all(session, addresses)]
     finally:
         if own:
             session.close()
