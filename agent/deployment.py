@@ -12,6 +12,13 @@ agents are told the new placement (their modules keep their parameters), and ``f
 ``forward_many`` send the samples that were in flight again, so none is lost and the order is
 kept. Each failover is recorded in :attr:`Deployment.failovers`. Without a fallback the
 :class:`AgentError` naming the dead agent reaches the caller, as before.
+
+A forward waits only on the agents that hold a module its Outputs need (an agent that is gone
+fails only the forwards that need it) and, given a ``timeout``, at most that long (an
+``AgentError`` with code ``"timeout"``; a late result is dropped). An agent that stopped
+answering can be let go (:meth:`Deployment.disconnect`: its sockets close, nothing waits on it)
+and taken back when it answers again, restarted or not (:meth:`Deployment.rejoin`: connect anew,
+deploy its modules there again with the kept weights).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import numpy as np
 
 from agent import protocol as P
 from agent.discovery import AgentInfo
-from agent.session import AgentError, Conn, Session
+from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
 from engine.graph import link, topological_order
 
@@ -98,13 +105,16 @@ class Deployment:
         self.weights: dict[str, np.ndarray] = {}  # kept for failover (module UUID -> flat)
         self.fallbacks: list[str] = []  # agent ids, tried in order
         self.failovers: list[dict[str, Any]] = []
+        self.lost: set[str] = set()  # agents let go by disconnect() (their modules stay placed)
+        self._watch: dict[tuple[str, ...], list[str]] = {}  # outputs -> agents they need
 
     # ------------------------------------------------------------------ placement
     def place(self, placement: dict[str, str], weights: Mapping[str, Any] | None = None,
-              *, gone: Iterable[str] = ()) -> None:
+              *, gone: Iterable[str] = (), timeout: float | None = None) -> None:
         """(Re)deploy with ``placement``; a module that moves takes its parameters along.
-        Agents in ``gone`` are left alone (no undeploy, no parameters fetched from them)."""
-        gone = set(gone)
+        Agents in ``gone`` are left alone (no undeploy, no parameters fetched from them);
+        ``timeout`` bounds each agent's answer."""
+        gone = set(gone) | self.lost
         moved = [m for m, a in placement.items()
                  if self.placement.get(m) not in (None, a) and self.placement[m] not in gone]
         carry = {m: np.asarray(w, np.float32) for m, w in (weights or {}).items()}
@@ -127,9 +137,10 @@ class Deployment:
                 for mid, flat in carry.items():
                     if placement.get(mid) == aid:
                         msg.content["weights"][mid] = msg.add(flat)
-            self.session.request(conn, msg)
+            self.session.request(conn, msg, timeout)
         self.placement = dict(placement)
         self.conns = {a: self.all_conns[a] for a in set(placement.values())}
+        self._watch.clear()
 
     def move(self, module: str, agent: str) -> None:
         """Move one module (UUID or name) to another agent (id or name) with its parameters."""
@@ -180,6 +191,60 @@ class Deployment:
                   "monotonic": t0}
         self.failovers.append(record)
         return record
+
+    def disconnect(self, agent: str) -> None:
+        """Let go of an agent that no longer answers; its modules stay placed on it. Its sockets
+        close (a process that later takes its address is not reached through them, and no
+        stale message of this session waits for it there), no request or forward waits on it
+        and :meth:`undeploy` skips it. :meth:`rejoin` takes it back."""
+        aid = _match_agent(agent, [c.info for c in self.all_conns.values()]).id
+        conn = self.all_conns[aid]
+        if self.session.conns.get(conn.address) is conn:
+            self.session.drop(conn)
+        self.lost.add(aid)
+
+    def rejoin(self, agent: str, address: str | None = None, timeout: float | None = None
+               ) -> dict[str, Any]:
+        """Take back an agent that was gone (or let go) once one answers at its address again
+        (``address``: where it answers now): connect anew and, unless it still holds its share
+        of this deployment (it was frozen, not restarted), deploy its modules there again with
+        the kept weights and tell the other agents where they are. An agent that restarted
+        with another id takes the modules of the old one. ``timeout`` bounds each answer; on
+        failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds"}``."""
+        t0 = time.monotonic()
+        old = _match_agent(agent, [c.info for c in self.all_conns.values()]).id
+        before = self.all_conns[old]
+        if self.session.conns.get(before.address) is before:
+            self.session.drop(before)
+        self.lost.add(old)
+        wait = HELLO_TIMEOUT_S if timeout is None else timeout
+        conn = self.session.connect(address or before.address, wait)
+        new = conn.info.id
+        try:
+            info = self.session.request(conn, P.Message("hello"), wait).content
+            held = {d.get("id"): d.get("modules") for d in info.get("deployments", [])}
+            same = (new == old and conn.address == before.address and held.get(self.id) ==
+                    sorted(m for m, a in self.placement.items() if a == old))
+            self.all_conns[new] = conn
+            self.lost.discard(new)
+            placement = {m: (new if a == old else a) for m, a in self.placement.items()}
+            if same:
+                self.conns = {a: self.all_conns[a] for a in set(placement.values())}
+            else:
+                mine = {m: self.weights[m] for m, a in placement.items()
+                        if a == new and m in self.weights}
+                self.place(placement, mine, gone={old} - {new}, timeout=timeout)
+        except AgentError:
+            self.all_conns[new] = conn
+            self.disconnect(new)
+            raise
+        finally:
+            self._watch.clear()
+        if new != old:
+            del self.all_conns[old]
+            self.lost.discard(old)
+        return {"agent": new, "was": old, "redeployed": not same,
+                "seconds": time.monotonic() - t0}
 
     def _recover(self, exc: AgentError) -> dict[str, Any] | None:
         """Fail over when ``exc`` says an agent of this deployment is gone and a fallback is
@@ -241,13 +306,28 @@ class Deployment:
             feeds = {k: v.copy() for k, v in feeds.items()}
         return self._send_feeds(feeds, outputs)
 
-    def _collect(self, sample: str, expect: Sequence[str]) -> dict[str, np.ndarray | None]:
+    def _watched(self, outputs: tuple[str, ...]) -> list[Conn]:
+        """The connections to the agents holding a module that ``outputs`` need."""
+        aids = self._watch.get(outputs)
+        if aids is None:
+            aids = sorted({self.placement[m] for m in self._needed(outputs)} - self.lost)
+            self._watch[outputs] = aids
+        return [self.conns[a] for a in aids if a in self.conns]
+
+    def _collect(self, sample: str, expect: Sequence[str], outputs: tuple[str, ...] | None = None,
+                 timeout: float | None = None) -> dict[str, np.ndarray | None]:
         s = self.session
 
         def done() -> bool:
             return sample in s.errors or len(s.results.get(sample, ())) >= len(expect)
 
-        s.wait(done, self.conns.values())
+        watch = self.conns.values() if outputs is None else self._watched(outputs)
+        try:
+            s.wait(done, watch, timeout)
+        except AgentError as exc:
+            if exc.code == "timeout":  # what arrives for it later is dropped
+                s.forget(sample)
+            raise
         s.raise_sample_error(sample)
         got = {}
         for msg in s.results.pop(sample):
@@ -255,9 +335,11 @@ class Deployment:
             got[msg.content["module"]] = None if ref is None else msg.tensors[ref]
         return got
 
-    def forward(self, x: Any, outputs: Sequence[str] | str | None = None) -> Any:
-        """One forward pass through the agents; returns what ``Network.forward`` returns."""
-        return next(self._stream([x], outputs, 1, keep=False))
+    def forward(self, x: Any, outputs: Sequence[str] | str | None = None, *,
+                timeout: float | None = None) -> Any:
+        """One forward pass through the agents; returns what ``Network.forward`` returns.
+        ``timeout``: at most this many seconds, else :class:`AgentError` code ``"timeout"``."""
+        return next(self._stream([x], outputs, 1, keep=False, timeout=timeout))
 
     def forward_many(self, xs: Iterable[Any], outputs: Sequence[str] | str | None = None,
                      window: int = 8) -> Iterator[Any]:
@@ -267,7 +349,7 @@ class Deployment:
         return self._stream(xs, outputs, window, keep=True)
 
     def _stream(self, xs: Iterable[Any], outputs: Sequence[str] | str | None, window: int,
-                keep: bool) -> Iterator[Any]:
+                keep: bool, timeout: float | None = None) -> Iterator[Any]:
         wanted, single = self._outputs(outputs)
         pending: deque[tuple[str, dict[str, np.ndarray]]] = deque()  # (sample, feeds)
         it = iter(xs)
@@ -286,7 +368,7 @@ class Deployment:
             if not pending:
                 break
             try:
-                got = self._collect(pending[0][0], wanted)
+                got = self._collect(pending[0][0], wanted, wanted, timeout)
             except AgentError as exc:
                 record = self._recover(exc)
                 if record is None:
@@ -334,7 +416,7 @@ class Deployment:
     def _each(self, type: str, content: dict[str, Any], aids: Iterable[str] | None = None
               ) -> list[P.Message]:
         msgs = []
-        for aid in sorted(set(aids) if aids is not None else self.conns):
+        for aid in sorted((set(aids) if aids is not None else set(self.conns)) - self.lost):
             msg = P.Message(type, {"deployment": self.id, **content})
             self.session.send(self.conns[aid], msg)
             msgs.append((aid, msg))

@@ -4,7 +4,8 @@ Each agent gets a DEALER (requests; replies and ``result`` messages come back on
 to this session's routing id, whichever agent sends them) and a SUB on its events socket
 (heartbeats, progress). :meth:`Session.wait` polls everything and raises :class:`AgentError`
 naming the agent as soon as a watched agent has been silent for ``gone_after`` seconds, so a
-killed agent never leaves the caller hanging.
+killed agent never leaves the caller hanging. :class:`Probe` asks an address for an agent
+without waiting (to notice one coming back).
 """
 
 from __future__ import annotations
@@ -268,3 +269,46 @@ class Session:
         if err is not None:
             self.results.pop(sample, None)
             raise AgentError(str(err.content.get("message")), str(err.content.get("code")))
+
+
+class Probe:
+    """Asks the agent at ``address`` for its info without waiting: :meth:`poll` reads what
+    arrived and sends a ``hello`` (again every ``every`` seconds), and returns the ``info``
+    content once an agent answers there. Its socket has an identity of its own, so it never
+    stands in for a session's connection to that agent; a hello sent while nobody listens
+    waits in the socket and reaches an agent that starts at that address later."""
+
+    def __init__(self, session: Session, address: str, every: float = 1.0) -> None:
+        self.address, self.every = address, every
+        self.sock = session.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 4)  # a few hellos queued for an absent agent suffice
+        client_options(self.sock, session.keys)
+        self.sock.connect(address)
+        self._sent = -float("inf")
+
+    def poll(self) -> dict | None:
+        """The agent's ``info`` if one answered since the last call, else None (never waits)."""
+        found = None
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            try:
+                msg = P.decode(frames)
+            except P.ProtocolError:
+                continue
+            if msg.type == "info":
+                found = msg.content
+        now = time.monotonic()
+        if found is None and now - self._sent >= self.every:
+            try:
+                self.sock.send_multipart(P.encode(P.Message("hello")), zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass
+            self._sent = now
+        return found
+
+    def close(self) -> None:
+        self.sock.close(0)
