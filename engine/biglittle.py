@@ -21,6 +21,11 @@ answer. :func:`split` cuts the network into the device part and the server part 
 kept, so the weight files serve both); :class:`BigLittle` runs the rule on one sample through any
 pair of part runners (in-process :class:`LocalRunner`, or agents); :func:`measure` +
 :func:`sweep` give the threshold trade-off curve from one pass over a dataset.
+
+When the big part cannot answer (a runner's ``big`` raises :class:`BigUnreachable`: its agent
+is gone, or it did not answer within the runner's bound), :meth:`BigLittle.classify` still
+answers, with the little network's verdict (its top class, ``"other"`` included, and that
+class's probability) marked ``fallback=True`` with the runner's ``reason``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.description import ModuleDescription, NetworkDescription
+from engine.errors import DianneError
 from engine.graph import Network
 from engine.link import Link
 from engine.modules.io import format_labels, parse_labels
@@ -226,8 +232,26 @@ def combine(name: str, little: NetworkDescription, big: NetworkDescription,
 
 
 # ------------------------------------------------------------------------------ running
+FALLBACK_REASONS = ("timeout", "gone", "error", "down")
+
+
+class BigUnreachable(DianneError):
+    """The big part cannot answer now; :meth:`BigLittle.classify` answers from the little net.
+
+    ``reason``: ``"timeout"`` (no answer within the runner's bound), ``"gone"`` (the server's
+    heartbeat had stopped), ``"error"`` (the server side answered with an error), ``"down"``
+    (it failed on an earlier sample and has not answered since: not sent); ``sent``: whether
+    the payload left the device.
+    """
+
+    def __init__(self, message: str, reason: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.reason, self.sent = reason, sent
+
+
 class PartRunner(Protocol):
-    """Runs the two parts: ``little(x) -> (little values, payload)``, ``big(payload) -> values``."""
+    """Runs the two parts: ``little(x) -> (little values, payload)``, ``big(payload) -> values``
+    (or :class:`BigUnreachable`, never a wait without end)."""
 
     def little(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -276,7 +300,10 @@ def _sleep_ms(ms: float) -> None:
 
 @dataclass
 class Answer:
-    """One classification: the label, which part answered, and what it cost."""
+    """One classification: the label, which part answered, and what it cost. A fallback
+    answer (the big part unreachable) is the little network's top class and its probability,
+    ``answered_by="little"``, ``fallback=True`` and ``reason`` one of :data:`FALLBACK_REASONS`;
+    ``big_ms`` is then the time spent waiting on the big part (None when it was not asked)."""
 
     label: str
     answered_by: str  # "little" or "big"
@@ -285,16 +312,20 @@ class Answer:
     little_ms: float
     big_ms: float | None  # the round trip to the big part (None when not forwarded)
     bytes_sent: int
+    fallback: bool = False
+    reason: str | None = None  # why the big part did not answer (fallback answers only)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 class BigLittle:
-    """The decision logic around a pair of part runners."""
+    """The decision logic around a pair of part runners; ``fallbacks`` counts the answers
+    given by the little network because the big part was unreachable."""
 
     def __init__(self, parts: Parts, runner: PartRunner) -> None:
         self.parts, self.runner = parts, runner
+        self.fallbacks = 0
 
     def classify(self, x: np.ndarray, threshold: float | None = None) -> Answer:
         parts = self.parts
@@ -307,7 +338,15 @@ class BigLittle:
         if local[0]:
             return Answer(parts.little_labels[k], "little", float(probs[k]), (t1 - t0) * 1e3,
                           (t1 - t0) * 1e3, None, 0)
-        big = probabilities(np.ravel(self.runner.big(payload)), parts.big_kind)
+        try:
+            values = self.runner.big(payload)
+        except BigUnreachable as exc:
+            t2 = time.perf_counter()
+            self.fallbacks += 1
+            return Answer(parts.little_labels[k], "little", float(probs[k]), (t2 - t0) * 1e3,
+                          (t1 - t0) * 1e3, (t2 - t1) * 1e3 if exc.sent else None,
+                          int(payload.nbytes) if exc.sent else 0, True, exc.reason)
+        big = probabilities(np.ravel(values), parts.big_kind)
         t2 = time.perf_counter()
         b = int(np.argmax(big))
         return Answer(parts.big_labels[b], "big", float(big[b]), (t2 - t0) * 1e3,

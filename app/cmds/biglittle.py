@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(r, required=False)
     r.add_argument("--input", metavar="FILE", help=".png, .jpg or .npy file")
     r.add_argument("--threshold", type=float, metavar="T", help="override the stored threshold")
+    r.add_argument("--big-timeout", type=_duration, metavar="DELAY",
+                   help="with agents: how long a forwarded sample may wait for the big part "
+                        "beyond the link's latency before the little network answers it "
+                        "(marked fallback), e.g. 500ms (the default) or 1s")
     r.set_defaults(handler=_run)
 
 
@@ -74,6 +78,16 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
                                                      "part (default: the first agent)")
     p.add_argument("--server", metavar="AGENT", help="agent for the big part (default: the last "
                                                      "agent)")
+
+
+def _duration(text: str) -> float:
+    """``500ms``, ``0.5s``, ``200us`` -> seconds."""
+    import re  # noqa: PLC0415
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(us|ms|s)\s*", str(text))
+    if not m:
+        raise argparse.ArgumentTypeError(f"a duration such as 500ms or 1s. Received: {text!r}")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
 
 
 # ---------------------------------------------------------------------------- loading
@@ -201,7 +215,9 @@ def _run(args: argparse.Namespace) -> int:
                 print_json(answer.to_json())
             else:
                 print(f"{desc.name}: {answer.label} (p = {answer.probability:.4f}), answered by "
-                      f"the {answer.answered_by} network in {answer.latency_ms:.2f} ms")
+                      f"the {answer.answered_by} network in {answer.latency_ms:.2f} ms"
+                      + (f" (fallback: the big part is unreachable, {answer.reason})"
+                         if answer.fallback else ""))
             return 0
         dataset, targets = open_eval_dataset(args, parts.big_labels, desc.name)
         update, done = progress_bar(len(dataset), args.no_progress)
@@ -220,6 +236,7 @@ def _run(args: argparse.Namespace) -> int:
         "forwarded": float(np.mean([a.answered_by == "big" for a in answers])),
         "latency_ms_mean": float(lat.mean()), "latency_ms_p99": float(np.percentile(lat, 99)),
         "bytes_sent": int(sum(a.bytes_sent for a in answers)),
+        "fallbacks": int(sum(a.fallback for a in answers)),
         "answers": [a.to_json() for a in answers],
     }
     if args.json:
@@ -228,7 +245,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{desc.name}: {summary['samples']} samples, accuracy {percent(summary['accuracy'])} "
           f"%, forwarded {percent(summary['forwarded'])} %, latency mean "
           f"{summary['latency_ms_mean']:.2f} ms, p99 {summary['latency_ms_p99']:.2f} ms, "
-          f"{summary['bytes_sent']} bytes sent")
+          f"{summary['bytes_sent']} bytes sent"
+          + (f"; {summary['fallbacks']} answered by the little network alone (fallback: the "
+             f"big part was unreachable)" if summary["fallbacks"] else ""))
     return 0
 
 
