@@ -47,6 +47,7 @@ class _Lifetime(QtCore.QObject):
                         on_failed=self.failed.emit)
 
     def stop(self) -> None:
+        self.state.close_biglittle()  # while its agents still answer
         if self.state.local_agent is not None:
             self.state.local_agent.stop()
         self.state.agents.close()

@@ -5,6 +5,11 @@ tag, or handed over by a finished training job) and the one live :class:`Deploym
 work goes through :meth:`NetState.call` on a worker thread; a lock keeps one request at a time
 on the deployment's session (sessions are not thread-safe). The GUI thread only starts work and
 reacts to the signals.
+
+A Big-Little network (engine.biglittle policy in its properties) runs in the Run tab through
+:meth:`NetState.classify`: its own deployment (app.biglittle_agents.AgentRunner), the little
+part on the default agent (the device) and the big part on another live agent (the server),
+which answers from the little network, marked fallback, while the server is unreachable.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ class NetState(QtCore.QObject):
         self.lock = threading.RLock()
         self.local_agent: Any = None
         self._stale = False
+        self.biglittle: Any = None  # engine.biglittle.BigLittle over an AgentRunner
+        self._biglittle_stale = False
 
     # ----------------------------------------------------------------------- weights ---
     def weights(self) -> dict[str, np.ndarray]:
@@ -119,7 +126,7 @@ class NetState(QtCore.QObject):
     def set_trained(self, weights: dict[str, np.ndarray]) -> None:
         """New weights from training: a live deployment gets them before its next forward."""
         self.trained = dict(weights)
-        self._stale = True
+        self._stale = self._biglittle_stale = True
         self.weights_changed.emit()
 
     def default_agent(self) -> AgentInfo | None:
@@ -152,6 +159,7 @@ class NetState(QtCore.QObject):
         return dep
 
     def undeploy_now(self) -> None:
+        self.close_biglittle()
         dep, self.deployment = self.deployment, None
         self.deployed_names = {}
         if dep is None:
@@ -182,6 +190,41 @@ class NetState(QtCore.QObject):
             t0 = time.perf_counter()
             y = self.deployment.forward(x[None] if x.ndim else x)
             return np.asarray(y)[0], time.perf_counter() - t0
+
+    def classify(self, x: np.ndarray) -> tuple[Any, str]:
+        """(Worker thread.) One sample through the open Big-Little network; deploys it first
+        (little part on the default agent, big part on another live agent, else the same).
+        Returns (engine.biglittle.Answer, the runner's status in a few words)."""
+        from app.biglittle_agents import AgentRunner  # noqa: PLC0415
+        from engine.biglittle import BigLittle, split  # noqa: PLC0415
+
+        with self.lock:
+            bl = self.biglittle
+            if bl is None or bl.parts.whole is not self.editor.desc or self._biglittle_stale:
+                self.close_biglittle()
+                device = self.default_agent()
+                if device is None:
+                    raise DianneError("no agent is running: start dianne-agent, or wait for "
+                                      "the local agent")
+                others = [a for a in self.agents.alive() if a.id != device.id]
+                server = others[0] if others else device
+                parts = split(self.editor.desc)
+                runner = AgentRunner.connect(parts, self.weights(),
+                                             [device.address, server.address], device.id,
+                                             server.id)
+                self.biglittle = bl = BigLittle(parts, runner)
+                self._biglittle_stale = False
+            return bl.classify(x), bl.runner.status
+
+    def close_biglittle(self) -> None:
+        """Undeploy the Big-Little network (any thread; what is gone is skipped)."""
+        with self.lock:
+            bl, self.biglittle = self.biglittle, None
+            if bl is not None:
+                try:
+                    bl.runner.close()
+                except DianneError:
+                    pass
 
     def _changed_later(self) -> None:
         QtCore.QMetaObject.invokeMethod(self, "_emit_changed",

@@ -1,9 +1,12 @@
 """The Run tab's output side: probability bars with the Output's labels, the top class large,
-the forward time, and a time-series plot of the outputs while a stream plays."""
+the forward time, and a time-series plot of the outputs while a stream plays. A Big-Little
+answer shows its label, which network answered, and a status line; a fallback answer (the big
+part unreachable: the little network's verdict) is marked in that line."""
 
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -25,6 +28,10 @@ class OutputPanel(QtWidgets.QWidget):
         self.top.setFont(font)
         self.detail = QtWidgets.QLabel("draw, open an image or pick a sample")
         self.detail.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.status = QtWidgets.QLabel()  # Big-Little: who answered, or why the little one did
+        self.status.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.status.setWordWrap(True)
+        self.status.hide()
         self.bars_box = QtWidgets.QWidget()
         self.bars_grid = QtWidgets.QGridLayout(self.bars_box)
         self.bars: list[tuple[QtWidgets.QLabel, QtWidgets.QProgressBar]] = []
@@ -37,6 +44,7 @@ class OutputPanel(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(self.top)
         lay.addWidget(self.detail)
+        lay.addWidget(self.status)
         lay.addWidget(self.bars_box)
         lay.addWidget(self.plot, 1)
 
@@ -74,6 +82,7 @@ class OutputPanel(QtWidgets.QWidget):
             bar.setFormat(f"{probs[k]:.1%}")
         best = labels[int(order[0])]
         self.top.setText(best)
+        self.status.hide()
         self.detail.setText(f"{probs[order[0]]:.1%} \u00b7 forward {seconds * 1e3:.2f} ms "
                             f"on {where}")
         if stream:
@@ -83,3 +92,24 @@ class OutputPanel(QtWidgets.QWidget):
             for i, c in enumerate(self.curves):
                 c.setData(h[:, i])
         return best
+
+    def display_answer(self, answer: Any, status: str) -> str:
+        """Show one Big-Little answer (engine.biglittle.Answer) and the runner's ``status``;
+        returns the label. Only the answered label's bar is filled: an answer carries one
+        probability, that of its label."""
+        self.top.setText(answer.label)
+        for (name, bar), label in zip(self.bars, self.labels, strict=False):
+            name.setText(label)
+            hit = label == answer.label
+            bar.setValue(int(round(answer.probability * 1000)) if hit else 0)
+            bar.setFormat(f"{answer.probability:.1%}" if hit else "")
+        self.detail.setText(f"{answer.probability:.1%} \u00b7 answered by the "
+                            f"{answer.answered_by} network in {answer.latency_ms:.2f} ms")
+        if answer.fallback:
+            self.status.setText(f"<font color='#d07000'>\u26a0 fallback ({answer.reason}): the "
+                                f"big part is unreachable, so this is the little network's "
+                                f"verdict \u00b7 {status}</font>")
+        else:
+            self.status.setText(status)
+        self.status.show()
+        return answer.label

@@ -2,7 +2,9 @@
 network on its agents and show the output; action rules act on what it recognises.
 
 One forward at a time goes to :meth:`NetState.forward` on a worker (a stream drops frames while
-one is in flight rather than queueing them). Rules are kept in ``actions.json`` next to
+one is in flight rather than queueing them); a Big-Little network goes to
+:meth:`NetState.classify` instead, and the answer shows which network gave it (a fallback
+answer, the big part being unreachable, is marked). Rules are kept in ``actions.json`` next to
 ``modules.txt``; "command" rules run a shell command here, in the app, never on an agent.
 """
 
@@ -55,6 +57,8 @@ class RunTab(QtWidgets.QWidget):
         self.busy = False
         self.last: tuple[np.ndarray, str] | None = None
         self.fired: list[str] = []
+        self.biglittle = False  # the open network carries a Big-Little policy
+        self.answer: Any = None  # the last Big-Little answer
         self.sources = Sources(state.workers)
         self.outputs = OutputPanel()
         self.rules = RuleEngine([])
@@ -76,7 +80,18 @@ class RunTab(QtWidgets.QWidget):
     def _on_editor(self, change: Change) -> None:
         desc = self.state.editor.desc
         self.sources.shape = input_shape(desc)
-        self.outputs.set_labels(output_labels(desc))
+        self.biglittle = bool((desc.properties or {}).get("bigLittle.big"))
+        labels = output_labels(desc)
+        if self.biglittle:  # the big Output's labels: every class an answer can have
+            from engine.biglittle import Policy  # noqa: PLC0415
+            from engine.subnet import output_labels as labels_of  # noqa: PLC0415
+
+            try:
+                labels = labels_of(desc, Policy.from_description(desc).big)
+            except DianneError as exc:
+                self.biglittle = False
+                self.message.emit(str(exc))
+        self.outputs.set_labels(labels)
         if change.reset:
             try:
                 self.set_rules(read_rules(self.state.editor.folder), save=False)
@@ -89,10 +104,24 @@ class RunTab(QtWidgets.QWidget):
         if self.busy:
             return False
         self.busy = True
+        if self.biglittle:
+            self.state.workers.start(self.state.classify, x, label="Big-Little",
+                                     on_done=self._answered, on_error=self._failed)
+            return True
         self.state.workers.start(self.state.forward, x, label="forward",
                                  on_done=lambda r: self._shown(r, stream),
                                  on_error=self._failed)
         return True
+
+    def _answered(self, result: tuple[Any, str]) -> None:
+        self.busy = False
+        answer, status = result
+        self.answer = answer
+        best = self.outputs.display_answer(answer, status)
+        self.last = (np.array([answer.probability]), best)
+        for rule in self.rules.feed({answer.label: answer.probability}):
+            self.act(rule)
+        self.result.emit(best)
 
     def _shown(self, result: tuple[np.ndarray, float], stream: bool) -> None:
         from app.commands import to_probabilities  # noqa: PLC0415
