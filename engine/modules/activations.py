@@ -32,11 +32,10 @@ def _away_from(point: float, shape: tuple[int, ...]):
     return make
 
 
-@register
-class Sigmoid(Module):
-    """y = 1 / (1 + e^-x)."""
+class _FromOutput(Module):
+    """An element-wise activation whose backward needs only its output ``y``: a reused output
+    buffer, and an in-place form for the executor; subclasses give ``_fn(x, out)``."""
 
-    type_name = "Sigmoid"
     category = "Activation"
     elementwise = True
     example = {"props": {}, "inputs": [(5,)]}
@@ -44,16 +43,29 @@ class Sigmoid(Module):
     def setup(self) -> None:
         self._slot = Slot()
 
+    def _fn(self, x: Any, out: Any) -> Any:
+        raise NotImplementedError
+
     def forward(self, x: Any) -> Any:
-        self._y = _sigmoid(self.xp, x, _out(self, x))
+        self._y = self._fn(x, _out(self, x))
         return self._y
 
     def forward_inplace(self, x: Any, full: Any = None) -> Any:
         """Overwrite ``x`` (or the whole buffer ``full`` it is a view of) with the output."""
         t = x if full is None else full
-        _sigmoid(self.xp, t, t)
+        self._fn(t, t)
         self._y = x
         return x
+
+
+@register
+class Sigmoid(_FromOutput):
+    """y = 1 / (1 + e^-x)."""
+
+    type_name = "Sigmoid"
+
+    def _fn(self, x: Any, out: Any) -> Any:
+        return _sigmoid(self.xp, x, out)
 
     def backward(self, grad_output: Any) -> Any:
         y = self._y
@@ -68,26 +80,13 @@ def _sigmoid(xp: Any, x: Any, y: Any) -> Any:
 
 
 @register
-class Tanh(Module):
+class Tanh(_FromOutput):
     """y = tanh(x)."""
 
     type_name = "Tanh"
-    category = "Activation"
-    elementwise = True
-    example = {"props": {}, "inputs": [(5,)]}
 
-    def setup(self) -> None:
-        self._slot = Slot()
-
-    def forward(self, x: Any) -> Any:
-        self._y = self.xp.tanh(x, out=_out(self, x))
-        return self._y
-
-    def forward_inplace(self, x: Any, full: Any = None) -> Any:
-        t = x if full is None else full
-        self.xp.tanh(t, out=t)
-        self._y = x
-        return x
+    def _fn(self, x: Any, out: Any) -> Any:
+        return self.xp.tanh(x, out=out)
 
     def backward(self, grad_output: Any) -> Any:
         y = self._y
