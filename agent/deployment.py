@@ -36,7 +36,7 @@ from agent import protocol as P
 from agent.discovery import AgentInfo
 from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
-from engine.graph import link, topological_order
+from engine.topology import link, topological_order
 
 AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a known id/name
 

@@ -27,8 +27,9 @@ import numpy as np
 from engine.backends import Backend
 from engine.description import NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
-from engine.graph import build_module, link, topological_order, upstream
+from engine.graph import build_module
 from engine.modules import Module, module_class
+from engine.topology import link, topological_order, upstream
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from app.planner_search import (
 )
 from engine.description import NetworkDescription
 from engine.errors import DianneError
-from engine.graph import link, topological_order
 from engine.modules import REGISTRY
+from engine.topology import link, topological_order
 
 OBJECTIVES = ("latency", "bytes", "throughput")
 Profiles = Mapping[str, Mapping[str, Mapping[str, Any]]]

@@ -29,9 +29,9 @@ from engine.description import (
 )
 from engine.errors import DianneError
 from engine.fileio import atomic_write
-from engine.graph import link
 from engine.layout import Layout, write_layout
 from engine.modules import REGISTRY, module_class
+from engine.topology import link
 
 
 @dataclass

@@ -18,9 +18,10 @@ import numpy as np
 
 from engine.description import NetworkDescription
 from engine.errors import DianneError, module_label
-from engine.graph import build_module, cut_recurrent, link, topological_order
+from engine.graph import build_module
 from engine.modules import Module
 from engine.modules.base import MAX_TENSOR_VALUES
+from engine.topology import cut_recurrent, link, topological_order
 
 Shape = tuple[int, ...]
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from engine.description import ModuleDescription, NetworkDescription
 from engine.errors import DianneError
-from engine.graph import link, upstream
 from engine.modules.io import parse_labels
+from engine.topology import link, upstream
 
 # Namespace of the UUIDs made up for the Inputs/Outputs of extracted parts: derived from the
 # cut, so extracting the same part twice gives the same file.

@@ -27,8 +27,8 @@ from app.cli import main  # noqa: E402
 from engine.builder import NetworkBuilder  # noqa: E402
 from engine.cascade import CascadePolicy  # noqa: E402
 from engine.description import read_network, write_network  # noqa: E402
-from engine.graph import link, topological_order  # noqa: E402
 from engine.layout import Layout, write_layout  # noqa: E402
+from engine.topology import link, topological_order  # noqa: E402
 
 OUT = ROOT / "resources" / "examples"
 DIGITS = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"

@@ -9,7 +9,7 @@ and limits crossings, then stacked around a common centre line.
 from __future__ import annotations
 
 from engine.description import NetworkDescription
-from engine.graph import link, topological_order
+from engine.topology import link, topological_order
 
 COLUMN = 170  # px between columns: the examples' spacing, room for a node and its wires
 ROW = 120     # px between rows

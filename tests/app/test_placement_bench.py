@@ -7,7 +7,7 @@ from app.bench.overfeat import _links, first_five_layers
 from app.bench.placement import _at_layer_boundaries
 from app.planner import PlacementModel
 from engine import zoo
-from engine.graph import link, topological_order
+from engine.topology import link, topological_order
 
 
 def _order(desc):
