@@ -2,10 +2,11 @@
 
 Left: the agents discovery finds (colour, name, address, backends, cores, memory, heartbeat,
 round-trip time); double-click an agent, or use "Assign selected to", to put the modules
-selected on the canvas there. Middle: the read-only canvas tinted per agent, each module with
-its state (pending, deployed, failed: reason). Bottom: one row per module. Assignments are
-undoable and saved as ``placement.json`` next to ``modules.txt``. Deploying, undeploying and
-planning run on workers; an agent that goes away greys its modules and says so.
+selected on the canvas there, or drag rows of the module list onto an agent (``dnd``).
+Middle: the read-only canvas tinted per agent, each module with its state (pending, deployed,
+failed: reason). Bottom: one row per module. Assignments are undoable and saved as
+``placement.json`` next to ``modules.txt``. Deploying, undeploying and planning run on
+workers; an agent that goes away greys its modules and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.agents_model import GONE_COLOR
 from app.deploy_view.canvas import UNASSIGNED, PlacementCanvas
+from app.deploy_view.dnd import ID_ROLE, AgentTable, ModuleList
 from app.deploy_view.placement import Placement, read_placement, write_placement
 from app.deploy_view.state import NetState, network_folder, weight_tags
 from app.editor.model import Change
@@ -50,7 +52,8 @@ class DeployTab(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------------- layout ---
     def _build(self) -> None:
-        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table = AgentTable(0, len(COLUMNS))
+        self.table.dropped.connect(self.assign)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -86,7 +89,7 @@ class DeployTab(QtWidgets.QWidget):
             self.auto_button.clicked.connect(self.auto_place)
         self.status = QtWidgets.QLabel("Looking for agents\u2026")
         self.status.setWordWrap(True)
-        self.modules = QtWidgets.QTreeWidget()
+        self.modules = ModuleList()
         self.modules.setHeaderLabels(["Module", "Type", "Agent", "State"])
         self.modules.setRootIsDecorated(False)
 
@@ -101,8 +104,9 @@ class DeployTab(QtWidgets.QWidget):
                 buttons.addWidget(b)
         left = QtWidgets.QWidget()
         lay = QtWidgets.QVBoxLayout(left)
-        lay.addWidget(QtWidgets.QLabel("<b>Agents</b> (double-click: assign the selected "
-                                       "modules)"))
+        lay.addWidget(QtWidgets.QLabel("<b>Agents</b> (double-click: assign the modules "
+                                       "selected on the canvas; or drag rows of the module "
+                                       "list onto an agent)"))
         lay.addWidget(self.table, 1)
         lay.addLayout(bar)
         lay.addLayout(buttons)
@@ -213,6 +217,7 @@ class DeployTab(QtWidgets.QWidget):
             tint[mid] = (rgb or (GONE_COLOR if name else UNASSIGNED), label)
             item = QtWidgets.QTreeWidgetItem([md.name, md.type, name or "(follows input)",
                                               label or "not deployed"])
+            item.setData(0, ID_ROLE, mid)
             if rgb:
                 item.setBackground(2, QtGui.QColor(*rgb))
             self.modules.addTopLevelItem(item)
@@ -236,6 +241,13 @@ class DeployTab(QtWidgets.QWidget):
             self.message.emit("select modules on the canvas first")
             return
         self.placement.assign(ids, agent)
+
+    def assign(self, ids: list[str], agent: str | None) -> None:
+        """Put the modules ``ids`` on ``agent`` (None: follow the input) as one undoable step;
+        what a drop of module rows on an agent does. Unknown ids are ignored."""
+        known = [m for m in ids if m in self.editor.desc.modules]
+        if known:
+            self.placement.assign(known, agent)
 
     # ------------------------------------------------------------------------ actions ---
     def _placement_ids(self) -> tuple[dict[str, str], list]:

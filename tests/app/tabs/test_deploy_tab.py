@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
+
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from agent.client import AgentClient
+from app.deploy_view.dnd import MIME
 from tests.app.tabs.conftest import spawn_agent, wait_agents
 
 
@@ -59,7 +63,7 @@ def test_vanished_agent_turns_grey(qtbot, tabs_window):
     win = tabs_window
     win.tabs.setCurrentWidget(win.deploy_tab)
     tab = win.deploy_tab
-    proc, info = spawn_agent("tabs-vanish")
+    proc, info = spawn_agent(f"tabs-vanish-{uuid.uuid4().hex[:6]}")  # unique: other runs' agents
     try:
         wait_agents(qtbot, win, [info["name"]])
         tab.canvas.select(list(win.editor.desc.modules))
@@ -70,7 +74,7 @@ def test_vanished_agent_turns_grey(qtbot, tabs_window):
         qtbot.waitUntil(lambda: "is gone" in tab.status.text(), timeout=10000)
         mid = next(iter(win.editor.desc.modules))
         assert tuple(tab.canvas.node(mid).view.color)[:3] == (110, 110, 110)
-        assert tab.canvas.state_text(mid).startswith("failed: agent tabs-vanish is gone")
+        assert tab.canvas.state_text(mid).startswith(f"failed: agent {info['name']} is gone")
         rows = [r for r in range(tab.table.rowCount())
                 if tab.table.item(r, 1).text() == info["name"]]
         assert [tab.table.item(r, 6).text() for r in rows] == ["gone"]
@@ -96,4 +100,52 @@ def test_auto_place_fills_an_undoable_placement(qtbot, tabs_window, two_agents):
     assert set(tab.placement.value) == set(win.editor.desc.modules)
     assert set(tab.placement.value.values()) <= mine
     tab.placement.stack.undo()
+    assert tab.placement.value == {}
+
+
+def _drop(table, mime, row):
+    """A drag entering the agents table and dropping ``mime`` on ``row`` (real Qt events)."""
+    rect = table.visualItemRect(table.item(row, 1))
+    pos = QtCore.QPointF(rect.center())
+    copy = QtCore.Qt.DropAction.CopyAction
+    buttons, mods = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    viewport = table.viewport()
+    for kind in (QtCore.QEvent.Type.DragEnter, QtCore.QEvent.Type.DragMove):
+        cls = QtGui.QDragEnterEvent if kind == QtCore.QEvent.Type.DragEnter else \
+            QtGui.QDragMoveEvent
+        QtWidgets.QApplication.sendEvent(viewport, cls(pos.toPoint(), copy, mime, buttons, mods))
+    drop = QtGui.QDropEvent(pos, copy, mime, buttons, mods)
+    QtWidgets.QApplication.sendEvent(viewport, drop)
+    return drop.isAccepted()
+
+
+def test_drag_module_rows_onto_an_agent(qtbot, tabs_window, two_agents):
+    """Rows of the module list dragged onto an agent's row: one undoable assignment; a drag of
+    anything else is refused."""
+    win = tabs_window
+    win.tabs.setCurrentWidget(win.deploy_tab)
+    tab = win.deploy_tab
+    a, b = two_agents
+    wait_agents(qtbot, win, [a["name"], b["name"]])
+    qtbot.waitUntil(lambda: tab.table.rowCount() >= 2)
+    row_of = {tab.table.item(r, 1).text(): r for r in range(tab.table.rowCount())}
+    items = [tab.modules.topLevelItem(i) for i in range(tab.modules.topLevelItemCount())]
+    for item in items[:2]:
+        item.setSelected(True)
+    chosen = tab.modules.selected_ids()
+    assert len(chosen) == 2 and all(m in win.editor.desc.modules for m in chosen)
+    mime = tab.modules.mimeData(tab.modules.selectedItems())
+    assert _drop(tab.table, mime, row_of[b["name"]])
+    assert {m: tab.placement.value.get(m) for m in chosen} == {m: b["name"] for m in chosen}
+    for m in chosen:
+        assert tuple(tab.canvas.node(m).view.color)[:3] == win.net_state.agents.color_of(
+            b["name"])
+    tab.placement.stack.undo()  # one step for the whole drop
+    assert not any(m in tab.placement.value for m in chosen)
+    other = QtCore.QMimeData()
+    other.setText("not modules")
+    bad = QtCore.QMimeData()
+    bad.setData(MIME, QtCore.QByteArray(b"{not json"))
+    assert not _drop(tab.table, other, row_of[a["name"]])
+    assert not _drop(tab.table, bad, row_of[a["name"]])
     assert tab.placement.value == {}
