@@ -59,12 +59,41 @@ def screenshot(win, path: str | Path, tab: str = "build") -> Path:
     win.show()
     for _ in range(5):
         QtWidgets.QApplication.processEvents()
-    win.build.canvas.fit()
-    QtWidgets.QApplication.processEvents()
+    canvases = {win.build.canvas, getattr(win.tabs.currentWidget(), "canvas", None)} - {None}
+    for _ in range(2):  # again once the layout has settled
+        for canvas in canvases:  # the tab's own canvas too (Deploy tints the same network)
+            canvas.fit()
+        for _ in range(3):
+            QtWidgets.QApplication.processEvents()
     target = Path(path)
     if not win.grab().save(str(target), "PNG"):
         raise OSError(f"cannot write the screenshot {target}")
     return target
+
+
+AGENT_TABS = ("deploy", "learn", "run")  # tabs that show agents: a screenshot waits for one
+AGENT_WAIT_S = 10.0
+
+
+def _wait_for_agents(win) -> bool:
+    """Start the local agent and discovery, and process events until an agent is listed (at
+    most ``AGENT_WAIT_S``; the screenshot is taken either way). True when one was found."""
+    import time  # noqa: PLC0415
+
+    from PySide6 import QtWidgets  # noqa: PLC0415
+
+    win.start_agents()
+    state = getattr(win, "net_state", None)
+    if state is None:
+        return False
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while not state.agents.alive() and time.monotonic() < deadline:
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.02)
+    for _ in range(20):  # let the tab's table and status follow the agents model
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.01)
+    return bool(state.agents.alive())
 
 
 def run(args) -> int:
@@ -89,6 +118,8 @@ def run(args) -> int:
         if not ok:
             print("dianne: error: the network did not load within 10 s", file=sys.stderr)
             return 1
+        if args.tab.lower() in AGENT_TABS and os.environ.get("DIANNE_LOCAL_AGENT", "1") != "0":
+            _wait_for_agents(win)
         path = screenshot(win, args.screenshot, args.tab)
         print(path)
         win.editor.undo_stack.set_clean()  # nothing to ask about on the way out

@@ -56,7 +56,10 @@ class Settings:
             log.warning("cannot save settings %s: %s", self.path, exc)
 
     def add_recent(self, folder: str | Path) -> None:
-        text = str(Path(folder).resolve())
+        """Put a network folder (kept absolute) or a bundled example (``example:NAME``, kept as
+        it is) first in the recent list."""
+        text = folder if isinstance(folder, str) and folder.startswith("example:") else str(
+            Path(folder).resolve())
         self.recent = [text] + [r for r in self.recent if r != text]
         del self.recent[MAX_RECENT:]
         self.save()

@@ -24,6 +24,7 @@ from engine.repository import Repository
 log = logging.getLogger(__name__)
 qt_compat.ensure()  # NodeGraphQt enum aliases, and None's reference count (app.gui_pyside)
 FIRST_EXAMPLE = "mnist-mlp"
+EXAMPLE_PREFIX = "example:"  # a bundled example in the recent list
 _PLACEHOLDERS = {
     "Deploy": "Place the network's modules on agents (this laptop's local agent or others "
               "found on the network), each agent in its own colour.",
@@ -246,13 +247,25 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ---------------------------------------------------------------- open and start ---
     def start(self) -> None:
-        """First start: the bundled MNIST example; later: the last network, if still there."""
+        """First start: the bundled MNIST example; later: the last network (a folder, or a
+        bundled example remembered as ``example:NAME``), if still there."""
         if not self.settings.first_start_done:
             self.settings.first_start_done = True
             self.settings.save()
             self.open_example(FIRST_EXAMPLE)
-        elif self.settings.recent and Path(self.settings.recent[0], "modules.txt").is_file():
-            self.open_folder(self.settings.recent[0])
+        elif self.settings.recent:
+            self._open_recent(self.settings.recent[0], quiet=True)
+
+    def _open_recent(self, entry: str, quiet: bool = False) -> None:
+        """Open an entry of the recent list; ``quiet``: skip one that is gone (app start)."""
+        if entry.startswith(EXAMPLE_PREFIX):
+            from app.examples import example_names  # noqa: PLC0415
+
+            name = entry[len(EXAMPLE_PREFIX):]
+            if not quiet or name in example_names():
+                self.open_example(name)
+        elif not quiet or Path(entry, "modules.txt").is_file():
+            self.open_folder(entry)
 
     def open_example(self, name: str) -> None:
         """A bundled example, read-only: Save asks where to write it."""
@@ -262,7 +275,7 @@ class MainWindow(QtWidgets.QMainWindow):
             opened = document.open_folder(find_example(n).folder)
             opened.folder = None  # bundled files are read-only: Save asks where (origin kept)
             return opened
-        self._open(read, name, remember=False)
+        self._open(read, name, recent=EXAMPLE_PREFIX + name)
 
     def open_folder(self, path: str | Path) -> None:
         self._open(document.open_folder, str(path))
@@ -287,15 +300,17 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.open_folder(where.target)
 
-    def _open(self, reader, arg: str, remember: bool = True) -> None:
+    def _open(self, reader, arg: str, recent: str | None = None) -> None:
+        """Read on a worker, then show; remembered in the recent list as the opened folder,
+        or as ``recent`` (a bundled example has no folder of its own)."""
         if not self.confirm_discard():
             return
 
         def done(opened: document.Opened) -> None:
             self.editor.replace(opened.desc, opened.layout, opened.folder)
             self.weights_origin = opened.origin
-            if remember and opened.folder is not None:
-                self.settings.add_recent(opened.folder)
+            if recent is not None or opened.folder is not None:
+                self.settings.add_recent(recent or opened.folder)
             self.build.canvas.fit()
             self.statusBar().showMessage(f"opened {opened.desc.name}", 5000)
             self.loaded.emit(opened.desc.name)
@@ -326,9 +341,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for folder in self.settings.recent:
-            act = self.recent_menu.addAction(folder)
-            act.triggered.connect(lambda _c=False, f=folder: self.open_folder(f))
+        for entry in self.settings.recent:
+            label = (f"{entry[len(EXAMPLE_PREFIX):]} (bundled example)"
+                     if entry.startswith(EXAMPLE_PREFIX) else entry)
+            act = self.recent_menu.addAction(label)
+            act.triggered.connect(lambda _c=False, e=entry: self._open_recent(e))
         if not self.settings.recent:
             self.recent_menu.addAction("(none yet)").setEnabled(False)
 

@@ -46,6 +46,14 @@ def test_a_new_user_builds_saves_quits_and_reopens(qtbot, tmp_path):
     assert ed.desc.name == "mnist-mlp" and len(build.canvas.graph.all_nodes()) == 6
     assert ed.folder is None and not win.isWindowModified()
     assert "79,510 parameters" in win.totals_label.text()
+    # quitting here and starting again shows the example again (remembered, still read-only)
+    assert Settings.load().recent[0] == "example:mnist-mlp"
+    peek = MainWindow(Settings.load())
+    qtbot.addWidget(peek)
+    with qtbot.waitSignal(peek.loaded, timeout=5000):
+        peek.start()
+    assert peek.editor.desc.name == "mnist-mlp" and peek.editor.folder is None
+    assert peek.close()
 
     drop_from_palette(build, "Linear", canvas_point(build, 0.35, 0.8))
     drop_from_palette(build, "ReLU", canvas_point(build, 0.65, 0.8))
