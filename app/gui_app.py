@@ -118,8 +118,10 @@ def run(args) -> int:
         if not ok:
             print("dianne: error: the network did not load within 10 s", file=sys.stderr)
             return 1
-        if args.tab.lower() in AGENT_TABS and os.environ.get("DIANNE_LOCAL_AGENT", "1") != "0":
-            _wait_for_agents(win)
+        if (args.tab.lower() in AGENT_TABS and os.environ.get("DIANNE_LOCAL_AGENT", "1") != "0"
+                and not _wait_for_agents(win)):
+            print(f"dianne: no agent listed within {AGENT_WAIT_S:.0f} s (screenshot taken "
+                  f"anyway)", file=sys.stderr)
         path = screenshot(win, args.screenshot, args.tab)
         print(path)
         win.editor.undo_stack.set_clean()  # nothing to ask about on the way out

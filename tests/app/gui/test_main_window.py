@@ -145,8 +145,10 @@ def test_screenshot_renders_a_png_of_the_requested_tab(tmp_path):
     img = _QtGui.QImage(str(tmp_path / "build.png"))
     assert (img.width(), img.height()) == (1280, 800)
     out = _dianne("--screenshot", str(tmp_path / "deploy.png"), "--tab", "deploy",
-                  env_extra={"DIANNE_CONFIG_DIR": str(tmp_path / "cfg")})
+                  env_extra={"DIANNE_CONFIG_DIR": str(tmp_path / "cfg"),
+                             "DIANNE_LOCAL_AGENT": "1", "DIANNE_INTERFACE": "127.0.0.1"})
     assert out.returncode == 0, out.stderr
+    assert "no agent listed" not in out.stderr  # the local agent was up before the grab
     assert _QtGui.QImage(str(tmp_path / "deploy.png")) != img
     bad = _dianne("--screenshot", str(tmp_path / "x.png"), str(tmp_path / "missing"),
                   env_extra={"DIANNE_CONFIG_DIR": str(tmp_path / "cfg")})
