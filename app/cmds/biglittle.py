@@ -134,7 +134,12 @@ def _sweep(args: argparse.Namespace) -> int:
         progress_bar,
         write_csv,
     )
-    from engine.biglittle import DEFAULT_THRESHOLDS, ROW_KEYS, measure, sweep  # noqa: PLC0415
+    from engine.biglittle_sweep import (  # noqa: PLC0415
+        DEFAULT_THRESHOLDS,
+        ROW_KEYS,
+        measure,
+        sweep,
+    )
     from engine.errors import DianneError  # noqa: PLC0415
 
     desc, parts, weights = _load(args)

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from engine.biglittle import ROW_KEYS, combine
+from engine.biglittle import combine
+from engine.biglittle_sweep import ROW_KEYS
 from engine.builder import sequential
 from engine.cascade import ROW_KEYS as CASCADE_KEYS
 from engine.description import write_network

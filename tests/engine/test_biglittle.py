@@ -5,18 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.biglittle import (
-    ROW_KEYS,
-    BigLittle,
-    LocalRunner,
-    Measurements,
-    Policy,
-    combine,
-    decide,
-    measure,
-    split,
-    sweep,
-)
+from engine.biglittle import BigLittle, LocalRunner, Policy, combine, decide, split
+from engine.biglittle_sweep import ROW_KEYS, Measurements, measure, sweep
 from engine.builder import NetworkBuilder, sequential
 from engine.description import dumps_network, parse_network
 from engine.errors import DianneError

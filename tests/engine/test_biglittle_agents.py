@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from app.biglittle_agents import AgentRunner
-from engine.biglittle import BigLittle, LocalRunner, measure, split, sweep
+from engine.biglittle import BigLittle, LocalRunner, split
+from engine.biglittle_sweep import measure, sweep
 from engine.graph import Network
 from engine.link import Link
 from tests.agent.conftest import start_agents
