@@ -341,6 +341,12 @@ class Network:
         for mod in self.modules.values():
             mod.zero_grad()
 
+    def reset_state(self) -> None:
+        """Start a new sequence: every Memory (and recurrent composite) back to zero state."""
+        for mod in self.modules.values():
+            if hasattr(mod, "reset_state"):
+                mod.reset_state()
+
     def train(self, mode: bool = True) -> Network:
         for mod in self.modules.values():
             mod.train(mode)

@@ -53,6 +53,16 @@ def test_reset_state_restarts_the_sequence():
     np.testing.assert_allclose(net.forward(x), first, rtol=1e-6)
 
 
+def test_network_reset_state_restarts_every_memory():
+    desc, _, _ = elman()
+    net = Network(desc, backend="numpy", seed=4)
+    x = np.ones(N_IN, np.float32)
+    first = net.forward(x)
+    assert not np.array_equal(net.forward(x), first)
+    net.reset_state()
+    assert np.array_equal(net.forward(x), first)
+
+
 def test_batched_state():
     desc, _, mem = elman()
     net = Network(desc, backend="numpy", seed=4)
