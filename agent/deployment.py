@@ -19,6 +19,14 @@ fails only the forwards that need it) and, given a ``timeout``, at most that lon
 answering can be let go (:meth:`Deployment.disconnect`: its sockets close, nothing waits on it)
 and taken back when it answers again, restarted or not (:meth:`Deployment.rejoin`: connect anew,
 deploy its modules there again with the kept weights).
+
+Recurrent networks: the edges into ``Memory`` modules are cut as in the local executor (a Memory
+emits its state at the start of a sample and takes its predecessor's value after it, see
+:mod:`agent.host`). A forward also starts the sample on every agent holding a Memory it needs,
+and is done only when its Outputs arrived *and* every such Memory reported its new state; the
+samples of such a forward run one at a time (``forward_many`` forces ``window`` to 1), so sample
+n+1 never sees a Memory before sample n updated it. :meth:`Deployment.reset_state` starts a new
+sequence.
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ import numpy as np
 
 from agent import protocol as P
 from agent.discovery import AgentInfo
+from agent.host import cut_memories, is_recurrent
 from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
-from engine.topology import link, topological_order
+from engine.topology import link, topological_order, upstream
 
 AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a known id/name
 
@@ -81,6 +90,7 @@ def resolve_placement(desc: NetworkDescription, placement: Mapping[str, str],
     if not out:
         raise AgentError("placement: the placement is empty. Received: {}")
     succ, pred, _ = link(desc)
+    cut_memories(desc, pred)  # a Memory's cycle is no dependency: each one is placed
     first = next(iter(out.values()))
     for mid in topological_order(list(desc.modules), succ, pred):
         if mid not in out:
@@ -97,6 +107,7 @@ class Deployment:
         self.placement, self.conns = placement, conns
         self.all_conns: dict[str, Conn] = dict(conns)
         self.succ, self.pred, _ = link(desc)
+        self.delayed = cut_memories(desc, self.pred)  # Memory -> producer (fed after a pass)
         self.order = topological_order(list(desc.modules), self.succ, self.pred)
         self.inputs = [m for m in self.order if desc.modules[m].type == "Input"]
         self.outputs = [m for m in self.order if desc.modules[m].type == "Output"]
@@ -107,6 +118,7 @@ class Deployment:
         self.failovers: list[dict[str, Any]] = []
         self.lost: set[str] = set()  # agents let go by disconnect() (their modules stay placed)
         self._watch: dict[tuple[str, ...], list[str]] = {}  # outputs -> agents they need
+        self._memories: dict[tuple[str, ...], list[str]] = {}  # outputs -> Memories they need
 
     # ------------------------------------------------------------------ placement
     def place(self, placement: dict[str, str], weights: Mapping[str, Any] | None = None,
@@ -277,23 +289,30 @@ class Deployment:
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in items.items()}
 
     def _needed(self, outputs: tuple[str, ...]) -> set[str]:
-        needed, stack = set(), list(outputs)
-        while stack:
-            m = stack.pop()
-            if m not in needed:
-                needed.add(m)
-                stack.extend(self.pred[m])
-        return needed
+        """The modules a forward to ``outputs`` runs (Memory updates included)."""
+        return upstream(outputs, self.pred, self.delayed)
+
+    def memories(self, outputs: Sequence[str] | str | None = None) -> list[str]:
+        """The Memory modules a forward to ``outputs`` runs (in topological order)."""
+        wanted = self._outputs(outputs)[0]
+        found = self._memories.get(wanted)
+        if found is None:
+            needed = self._needed(wanted)
+            found = self._memories[wanted] = [
+                m for m in self.order
+                if m in needed and is_recurrent(self.description.modules[m].type)]
+        return found
 
     def _send_feeds(self, feeds: Mapping[str, np.ndarray], outputs: tuple[str, ...]) -> str:
         sample = uuid.uuid4().hex
         by_agent: dict[str, P.Message] = {}
-        for mid, arr in feeds.items():
-            aid = self.placement[mid]
+        starts = [(self.placement[m], m, None) for m in self.memories(outputs)]
+        for aid, mid, arr in [(self.placement[m], m, a) for m, a in feeds.items()] + starts:
             msg = by_agent.setdefault(aid, P.Message("forward", {
                 "deployment": self.id, "sample": sample, "outputs": list(outputs),
                 "feeds": {}, "token": self.token}, id=sample))
-            msg.content["feeds"][mid] = msg.add(arr)
+            if arr is not None:
+                msg.content["feeds"][mid] = msg.add(arr)
         self.session.samples.add(sample)
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
@@ -345,12 +364,18 @@ class Deployment:
                      window: int = 8) -> Iterator[Any]:
         """Pipelined forwards: up to ``window`` samples in flight, results in input order.
         With a fallback set, an agent that dies mid-stream is replaced and the samples in
-        flight are sent again (none lost, order kept)."""
+        flight are sent again (none lost, order kept). When the forward runs a Memory module,
+        samples go one at a time (``window`` 1): each one needs the state the previous one
+        left."""
         return self._stream(xs, outputs, window, keep=True)
 
     def _stream(self, xs: Iterable[Any], outputs: Sequence[str] | str | None, window: int,
                 keep: bool, timeout: float | None = None) -> Iterator[Any]:
         wanted, single = self._outputs(outputs)
+        updated = [m for m in self.memories(wanted) if m in self.delayed]
+        expect = [*wanted, *updated]  # a Memory reports once it holds its new state
+        if updated:
+            window = 1
         pending: deque[tuple[str, dict[str, np.ndarray]]] = deque()  # (sample, feeds)
         it = iter(xs)
         exhausted = False
@@ -368,7 +393,7 @@ class Deployment:
             if not pending:
                 break
             try:
-                got = self._collect(pending[0][0], wanted, wanted, timeout)
+                got = self._collect(pending[0][0], expect, wanted, timeout)
             except AgentError as exc:
                 record = self._recover(exc)
                 if record is None:
@@ -408,8 +433,8 @@ class Deployment:
         self.session.samples.add(sample)
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
-        needed = self._needed(self._last)
-        got = self._collect(sample, [m for m in self.inputs if m in needed])
+        reached = upstream(self._last, self.pred)  # a gradient stops at a Memory, as locally
+        got = self._collect(sample, [m for m in self.inputs if m in reached])
         return {k: v for k, v in got.items() if v is not None}
 
     # ------------------------------------------------------------------ parameters
@@ -459,6 +484,11 @@ class Deployment:
         """Apply the accumulated gradients on every agent (``engine.optim`` with the flat
         DIANNE options: method, learningRate, momentum, l2, ...)."""
         self._each("step", {"options": dict(options), "iteration": iteration})
+
+    def reset_state(self) -> None:
+        """Start a new sequence: every Memory module (and recurrent composite) of the
+        deployment back to its zero state, as ``Network.reset_state`` does locally."""
+        self._each("reset_state", {"token": self.token})
 
     def train(self, mode: bool = True) -> Deployment:
         self._each("mode", {"train": mode})

@@ -9,9 +9,20 @@ agent of every successor that lives elsewhere; Outputs report to the client. Sam
 their id, so several can be in flight at once and none is mixed with another. Values that must
 outlive the current step are copied, because modules reuse their output buffers.
 
+Recurrent ``Memory`` modules break their cycles as in the local executor (the edges into a Memory
+are cut, :func:`engine.topology.cut_recurrent`): a Memory needs no input, it *emits* its stored
+state as soon as a sample starts here (the client's ``forward`` starts it on every agent holding
+a Memory the sample needs), and once its predecessor has run, that value is its new state: handed
+over here, or sent as a ``state`` tensor from the predecessor's agent. The Memory's agent then
+reports ``state`` to the client, which starts the next sample only after every update of this
+one landed (samples of a deployment with Memory modules run one at a time), so the sequence is
+the local one.
+
 Backward runs the same way in reverse over the plan of the last forward: each module waits for a
 gradient (or an explicit "none") from every successor of that plan, exactly as the local
-executor combines them (fork slots, sums), and Inputs report their gradient to the client.
+executor combines them (fork slots, sums), and Inputs report their gradient to the client. As
+locally, it stops at a Memory (one step, no backpropagation through time): the Memory keeps the
+gradient of its emitted state (``grad_state``) and the edge into it carries none.
 """
 
 from __future__ import annotations
@@ -29,11 +40,12 @@ from engine.description import NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
 from engine.graph import build_module
 from engine.modules import Module, module_class
-from engine.topology import link, topological_order, upstream
+from engine.topology import cut_recurrent, link, topological_order, upstream
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256  # samples kept per deployment before the oldest is dropped
+FINISHED_KEPT = 64   # finished recurrent samples remembered (a late start must not restart them)
 
 # send(agent_id, kind, sample, src, dst, outputs, tensor or None); report(kind, sample, mid, t)
 Send = Callable[[str, str, str, str, str, list[str] | None, Any], None]
@@ -49,6 +61,9 @@ class _Step:
     report: bool                           # an Output that was asked for
     n_grads: int = 0                       # gradients to wait for in backward
     to_pred: list[tuple[str, int, str | None]] = field(default_factory=list)  # (pred, slot, agent)
+    emits: bool = False                    # a Memory: emits its state, needs no input
+    # Memories fed my output after the pass: (memory, its agent or None when local, my slot)
+    states: list[tuple[str, str | None, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +71,9 @@ class _Plan:
     outputs: tuple[str, ...]
     steps: list[_Step]
     inputs: list[str]   # local Inputs of the plan (they report gradients)
+    back: list[_Step] = field(default_factory=list)   # backward order: the steps that get one
+    memories: tuple[str, ...] = ()                    # local Memories that get a new state
+    emits: bool = False                               # some local Memory emits its state
 
 
 @dataclass
@@ -65,6 +83,8 @@ class _Run:
     values: dict[str, Any] = field(default_factory=dict)
     inbox: dict[tuple[str, str], Any] = field(default_factory=dict)
     fresh: list[str] = field(default_factory=list)
+    awaiting: set[str] = field(default_factory=set)       # local Memories not updated yet
+    updates: dict[str, Any] = field(default_factory=dict)  # Memory -> its new state
 
 
 class Fragment:
@@ -84,9 +104,14 @@ class Fragment:
             mid, side, ref = dangling[0]
             raise FormatError(f"{where}: module {mid}: {side} '{ref}' is not a module of this "
                               f"network")
+        self.delayed = cut_memories(desc, self.pred)  # Memory -> its producer, fed after a pass
+        for mid, producers in self.delayed.items():
+            if len(producers) > 1:
+                raise FormatError(f"{where}: Memory {mid} has several inputs. Received prev: "
+                                  f"{producers}")
         self.order = topological_order(list(desc.modules), self.succ, self.pred)
         if len(self.order) != len(desc.modules):
-            raise FormatError(f"{where}: the network has a cycle")
+            raise FormatError(f"{where}: the network has a cycle that no Memory module breaks")
         self.modules: dict[str, Module] = {}
         for mid in self.order:
             if placement[mid] != me:
@@ -102,6 +127,7 @@ class Fragment:
             self.modules[mid] = mod
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._grads: OrderedDict[str, tuple[list[_Step], dict[str, list]]] = OrderedDict()
         self.last_outputs: tuple[str, ...] | None = None
         self.send: Send | None = None
@@ -128,7 +154,8 @@ class Fragment:
         plan = self._plans.get(outputs)
         if plan is not None:
             return plan
-        needed = upstream(outputs, self.pred)
+        needed = upstream(outputs, self.pred, self.delayed)
+        live = upstream(outputs, self.pred)  # what a gradient reaches (not the Memory updates)
         steps = []
         for m in self.order:
             if m not in needed or m not in self.modules:
@@ -140,39 +167,78 @@ class Fragment:
                 local = self.placement[p] == self.me
                 sources.append((p, idx, local))
                 to_pred.append((p, idx, None if local else self.placement[p]))
-            remote = [(s, self.placement[s], i if mod.fork else -1)
-                      for i, s in enumerate(self.succ[m])
-                      if s in needed and self.placement[s] != self.me]
-            n_grads = 1 if m in outputs else sum(1 for s in self.succ[m] if s in needed)
-            steps.append(_Step(m, mod, sources, remote, m in outputs, n_grads, to_pred))
+            remote, states = [], []
+            for i, s in enumerate(self.succ[m]):
+                if s not in needed:
+                    continue
+                agent, slot = self.placement[s], i if mod.fork else -1
+                if m in self.delayed.get(s, ()):
+                    states.append((s, None if agent == self.me else agent, slot))
+                elif agent != self.me:
+                    remote.append((s, agent, slot))
+            n_grads = 1 if m in outputs else sum(1 for s in self.succ[m]
+                                                 if s in live and m in self.pred[s])
+            steps.append(_Step(m, mod, sources, remote, m in outputs, n_grads, to_pred,
+                               bool(getattr(mod, "recurrent", False)), states))
         inputs = [s.mid for s in steps if s.module.type_name == "Input"]
-        plan = self._plans[outputs] = _Plan(outputs, steps, inputs)
+        back = [s for s in reversed(steps) if s.mid in live]
+        memories = tuple(s.mid for s in steps if s.emits and s.mid in self.delayed)
+        plan = self._plans[outputs] = _Plan(outputs, steps, inputs, back, memories,
+                                            any(s.emits for s in steps))
         return plan
 
     # ------------------------------------------------------------------ forward
-    def feed(self, sample: str, outputs: tuple[str, ...], src: str | None, dst: str,
-             tensor: Any) -> None:
-        """A tensor for local module ``dst`` from ``src`` (None: the client feeds an Input)."""
-        if dst not in self.modules:
-            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
-                              f"Received: {dst}")
+    def _run(self, sample: str, outputs: tuple[str, ...]) -> _Run:
         run = self._runs.get(sample)
         if run is None:
             plan = self.plan(outputs)
-            run = _Run(plan, list(plan.steps))
+            run = _Run(plan, list(plan.steps), awaiting=set(plan.memories))
             self._runs[sample] = run
             if len(self._runs) > MAX_IN_FLIGHT:
                 dropped, _ = self._runs.popitem(last=False)
                 log.warning("deployment %s: dropped sample %s (over %d in flight)", self.id,
                             dropped, MAX_IN_FLIGHT)
-        run.inbox[(src or "", dst)] = tensor
+        return run
+
+    def start(self, sample: str, outputs: tuple[str, ...]) -> None:
+        """The client starts ``sample`` here: the local Memories it needs emit their state
+        (nothing to do on an agent without one)."""
+        if sample in self._finished or not self.plan(outputs).emits:
+            return  # a start that arrived after the sample was done here is late, not new
+        self._advance(sample, self._run(sample, outputs))
+
+    def feed(self, sample: str, outputs: tuple[str, ...], src: str | None, dst: str,
+             tensor: Any, state: bool = False) -> None:
+        """A tensor for local module ``dst`` from ``src`` (None: the client feeds an Input);
+        ``state``: the new state of Memory ``dst``, computed by ``src`` in this sample."""
+        if dst not in self.modules:
+            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
+                              f"Received: {dst}")
+        if sample in self._finished:
+            raise DianneError(f"deployment {self.id}: sample {sample} is done on this agent. "
+                              f"Received: a tensor {src}->{dst}")
+        run = self._run(sample, outputs)
+        if state:
+            if dst not in run.awaiting or dst in run.updates:
+                raise DianneError(f"deployment {self.id}: {self.modules[dst].label} expects no "
+                                  f"new state in sample {sample}. Received: a state from {src}")
+            run.updates[dst] = tensor
+        else:
+            run.inbox[(src or "", dst)] = tensor
+        self._advance(sample, run)
+
+    def _advance(self, sample: str, run: _Run) -> None:
         try:
             self._drain(sample, run)
         except BaseException:
             self._runs.pop(sample, None)
             raise
-        if not run.remaining:
+        if not run.remaining and not run.awaiting:
             self._runs.pop(sample, None)
+            if run.plan.emits:
+                self._finished[sample] = None
+                if len(self._finished) > FINISHED_KEPT:
+                    self._finished.popitem(last=False)
         else:  # modules reuse output buffers: keep private copies of what must wait
             for mid in run.fresh:
                 val = run.values[mid]
@@ -200,22 +266,39 @@ class Fragment:
         left = []
         host = self.backend.to_host
         for step in run.remaining:
-            arg = self._arg(run, step)
-            if arg is None:
-                left.append(step)
-                continue
-            if step.module.type_name == "Input":
-                arg = self.backend.asarray(arg, step.module.dtype)
-            out = self._call(step.module, "forward", arg)
+            if step.emits:  # a Memory: the state of the previous sample, no input
+                out = self._call(step.module, "emit", None)
+            else:
+                arg = self._arg(run, step)
+                if arg is None:
+                    left.append(step)
+                    continue
+                if step.module.type_name == "Input":
+                    arg = self.backend.asarray(arg, step.module.dtype)
+                out = self._call(step.module, "forward", arg)
             run.values[step.mid] = out
             run.fresh.append(step.mid)
             for succ, agent, idx in step.remote:
                 self.send(agent, "forward", sample, step.mid, succ, list(run.plan.outputs),
                           host(out[idx] if idx >= 0 else out))
+            for memory, agent, idx in step.states:
+                value = out[idx] if idx >= 0 else out
+                if agent is None:
+                    run.updates[memory] = value
+                else:
+                    self.send(agent, "state", sample, step.mid, memory,
+                              list(run.plan.outputs), host(value))
             if step.report:
                 self.report("forward", sample, step.mid, host(out))
         run.remaining = left
         self.last_outputs = run.plan.outputs
+        # A Memory takes its new state only once it has emitted the old one for this sample
+        # (it emits in the sample's first step here, so in practice at once).
+        for memory in [m for m in run.updates if m in run.values]:
+            mod = self.modules[memory]
+            self._call(mod, "forward", self.backend.asarray(run.updates.pop(memory), mod.dtype))
+            run.awaiting.discard(memory)
+            self.report("state", sample, memory, None)
 
     def _call(self, mod: Module, what: str, arg: Any) -> Any:
         try:
@@ -236,7 +319,7 @@ class Fragment:
                               f"Received: {dst}")
         entry = self._grads.get(sample)
         if entry is None:
-            steps = list(reversed(self.plan(self.last_outputs).steps))
+            steps = list(self.plan(self.last_outputs).back)
             entry = self._grads[sample] = (steps, {})
             if len(self._grads) > MAX_IN_FLIGHT:
                 self._grads.popitem(last=False)
@@ -314,13 +397,36 @@ class Fragment:
         for mod in self.modules.values():
             mod.zero_grad()
 
+    def reset_state(self) -> list[str]:
+        """Start a new sequence: every local Memory (or recurrent composite) back to zeros."""
+        reset = [m for m, mod in self.modules.items() if hasattr(mod, "reset_state")]
+        for mid in reset:
+            self.modules[mid].reset_state()
+        return reset
+
     def train(self, mode: bool) -> None:
         for mod in self.modules.values():
             mod.train(mode)
 
 
-def _is_fork(type_name: str) -> bool:
+def _class(type_name: str) -> type[Module] | None:
     try:
-        return module_class(type_name).fork
+        return module_class(type_name)
     except ModuleError:  # a type this agent does not know lives elsewhere; it fails there
-        return False
+        return None
+
+
+def _is_fork(type_name: str) -> bool:
+    cls = _class(type_name)
+    return cls is not None and cls.fork
+
+
+def is_recurrent(type_name: str) -> bool:
+    """Whether a module type is recurrent (a Memory: emits a state, fed after the pass)."""
+    return bool(getattr(_class(type_name), "recurrent", False))
+
+
+def cut_memories(desc: NetworkDescription, pred: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Cut the edges into recurrent modules (Memory) from ``pred`` in place, as the local
+    executor does (:func:`engine.topology.cut_recurrent`); returns Memory id -> producers."""
+    return cut_recurrent({m: _class(md.type) for m, md in desc.modules.items()}, pred)

@@ -14,15 +14,21 @@ Content keys (tensors are referred to by index into the message's tensor list):
 - ``forward`` {deployment, sample, outputs [uuid] | null, feeds {input uuid: tensor}}: no direct
   reply; every requested Output sends ``result`` {deployment, sample, kind "forward", module,
   tensor} to the client, from whichever agent holds it; a failure sends ``error`` {code,
-  message, deployment, sample}.
-- ``tensor`` (agent to agent) {deployment, sample, dir "forward"|"backward", from, to, outputs,
-  client, token, tensor (absent: no gradient)}: refused (``refused`` error, logged) without the
-  deployment's token, so no client can redirect a deployment's results.
+  message, deployment, sample}. It also starts the sample on the agent (feeds may be empty):
+  the Memory modules there emit their state; each Memory the sample needs sends ``result``
+  {kind "state", module, tensor null} once it holds its new state.
+- ``tensor`` (agent to agent) {deployment, sample, dir "forward"|"backward"|"state", from, to,
+  outputs, client, token, tensor (absent: no gradient)}: refused (``refused`` error, logged)
+  without the deployment's token, so no client can redirect a deployment's results. ``state``:
+  the value of a Memory's predecessor, the Memory's state for the next sample.
 - ``backward`` {deployment, sample, grads {output uuid: tensor | null}}: every Input of the last
   forward's plan sends ``result`` {kind "backward", module, tensor | null}.
 - ``get_parameters`` {deployment, modules?, grads?} -> ``parameters`` {modules {uuid: tensor}}.
 - ``set_parameters`` {deployment, weights {uuid: tensor}} -> ``ok``.
 - ``zero_grad``, ``mode`` {train: bool} -> ``ok``.
+- ``reset_state`` {deployment, token?} -> ``ok`` {modules}: the local Memory modules (and
+  recurrent composites) start a new sequence (zero state); from the deploying session or with
+  the token.
 """
 
 from __future__ import annotations
@@ -170,6 +176,7 @@ def forward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
     frag.client = sender
     try:
         outputs = frag.outputs_of(msg.content.get("outputs"))
+        frag.start(sample, outputs)
         for mid, ref in feeds.items():
             frag.feed(sample, outputs, None, mid, P.tensor_ref(msg, ref, f"feed of {mid}"))
     except DianneError as exc:
@@ -191,12 +198,14 @@ def tensor(agent: Any, msg: P.Message, sender: bytes) -> None:
         frag.client = bytes.fromhex(client)
         src, dst = P.need(c, "from", str, "tensor"), P.need(c, "to", str, "tensor")
         value = P.tensor_ref(msg, 0, f"tensor {src}->{dst}") if msg.tensors else None
-        if c.get("dir") == "backward":
+        kind = c.get("dir")
+        if kind == "backward":
             frag.grad(sample, src, dst, value)
         else:
             if value is None:
-                raise DianneError(f"forward tensor {src}->{dst} carries no tensor")
-            frag.feed(sample, frag.outputs_of(c.get("outputs")), src, dst, value)
+                raise DianneError(f"{kind} tensor {src}->{dst} carries no tensor")
+            frag.feed(sample, frag.outputs_of(c.get("outputs")), src, dst, value,
+                      state=kind == "state")
     except (DianneError, ValueError) as exc:
         if frag.client:
             agent.reply(frag.client, sample_error(agent, frag, sample, exc))
@@ -249,6 +258,14 @@ def zero_grad(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
     frag = fragment(agent, msg)
     frag.zero_grad()
     return msg.reply("ok", {"deployment": frag.id})
+
+
+@handler("reset_state")
+def reset_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, "reset_state", frag.id, sender)
+    return msg.reply("ok", {"deployment": frag.id, "modules": frag.reset_state()})
 
 
 @handler("mode")
