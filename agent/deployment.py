@@ -319,12 +319,6 @@ class Deployment:
         self._last = outputs
         return sample
 
-    def _send_forward(self, x: Any, outputs: tuple[str, ...], keep: bool = False) -> str:
-        feeds = self._feeds(x)
-        if keep:  # queued while the caller goes on (and may reuse its arrays)
-            feeds = {k: v.copy() for k, v in feeds.items()}
-        return self._send_feeds(feeds, outputs)
-
     def _watched(self, outputs: tuple[str, ...]) -> list[Conn]:
         """The connections to the agents holding a module that ``outputs`` need."""
         aids = self._watch.get(outputs)
