@@ -35,7 +35,7 @@ from app.planner_search import (
 from engine.description import NetworkDescription
 from engine.errors import DianneError
 from engine.modules import REGISTRY
-from engine.topology import link, topological_order
+from engine.topology import cut_recurrent, link, topological_order
 
 OBJECTIVES = ("latency", "bytes", "throughput")
 Profiles = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -178,15 +178,23 @@ class Plan:
 # ------------------------------------------------------------------------ the model -------
 
 def _order(desc: NetworkDescription) -> tuple[list[str], dict[str, list[str]]]:
+    """Topological order and predecessors, the edges into recurrent modules (Memory) cut as the
+    executor and the agents cut them: a Memory emits at the start of a sample, and the state it
+    takes after the pass is off that sample's path (not in the cost model: with the one sample
+    at a time that agents run such networks, a producer and Memory apart add one hop to the
+    time between samples, not to a sample's latency)."""
     succ, pred, dangling = link(desc)
     if dangling:
         mid, side, missing = dangling[0]
         raise PlacementError(f"{desc.name}: module {mid}: {side} {missing} is not a module of "
                              f"this network. Received: {missing}")
+    kinds = {m: REGISTRY.get(md.type) for m, md in desc.modules.items()}
+    cut_recurrent({m: k for m, k in kinds.items() if k is not None}, pred)
     order = topological_order(list(desc.modules), succ, pred)
     if len(order) != len(desc.modules):
-        raise PlacementError(f"{desc.name}: the network has a cycle; it cannot be placed. "
-                             f"Received: {len(desc.modules) - len(order)} modules on a cycle")
+        raise PlacementError(f"{desc.name}: the network has a cycle that no Memory module "
+                             f"breaks; it cannot be placed. Received: "
+                             f"{len(desc.modules) - len(order)} modules on a cycle")
     return order, pred
 
 

@@ -59,9 +59,16 @@ def _arg(net: Network, values: dict[str, Any], mid: str, feeds: dict[str, Any]) 
     mod = net.modules[mid]
     if mod.type_name == "Input":
         return feeds[mid]
+    if getattr(mod, "recurrent", False):  # a Memory emits its state: no argument
+        return None
     parts = [values[p][net.succ[p].index(mid)] if net.modules[p].fork else values[p]
              for p in net.pred[mid]]
     return parts if mod.join else parts[0]
+
+
+def _call(mod: Any) -> Callable[[Any], Any]:
+    """What the executor calls for a module in a pass: a Memory's ``emit``, else ``forward``."""
+    return mod.emit if getattr(mod, "recurrent", False) else mod.forward
 
 
 def _timed_passes(net: Network, feeds: dict[str, Any], calls: dict[str, Callable[[Any], Any]],
@@ -84,6 +91,8 @@ def _timed_passes(net: Network, feeds: dict[str, Any], calls: dict[str, Callable
 
 
 def _shape_of(value: Any) -> Any:
+    if value is None:  # a Memory's (absent) argument
+        return None
     if isinstance(value, list | tuple):
         return tuple(_shape_of(v) for v in value)
     return tuple(int(d) for d in value.shape)
@@ -128,10 +137,10 @@ def profile_modules(desc: NetworkDescription, input_shape: tuple[int, ...] | Non
     keys: dict[str, tuple] = {}
     for mid in net.order:
         arg = _arg(net, values, mid, feeds)
-        values[mid] = _copy(net.modules[mid].forward(arg))
+        values[mid] = _copy(_call(net.modules[mid])(arg))
         keys[mid] = _cache_key(net, mid, arg, repeat, warmup, wrap)
     if any(k not in _CACHE for k in keys.values()):
-        calls = {m: mod.forward if wrap is None else wrap(mod.forward)
+        calls = {m: _call(mod) if wrap is None else wrap(_call(mod))
                  for m, mod in net.modules.items()}
         timed = _timed_passes(net, feeds, calls, repeat, warmup)
         for mid, key in keys.items():

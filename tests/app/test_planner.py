@@ -284,3 +284,26 @@ def test_infeasible_problems_give_clear_errors():
     pred = predict(desc, profiles, None, dict.fromkeys(desc.modules, "device"),
                    constraints=tight)
     assert not pred.feasible and any("over its limit" in p for p in pred.problems)
+
+
+def test_recurrent_networks_are_planned_with_the_memory_edges_cut():
+    """A Memory's incoming edge is cut as the executor and the agents cut it: the network is
+    planned (every module placed, the Memory a source), real profiles included; a cycle that
+    no Memory breaks is refused with that reason."""
+    from tests.agent.test_recurrent import elman  # noqa: PLC0415
+
+    desc, ids = elman()
+    rng = random.Random(3)
+    profiles = _profiles(rng, desc, ["device", "server"])
+    best = plan(desc, profiles, _links(rng, ["device", "server"]), client="client")
+    assert set(best.placement) == set(desc.modules)
+    real = profile_modules(desc, repeat=3)
+    assert set(real) == set(desc.modules)
+    assert set(plan(desc, {"a": real, "b": real}).placement) == set(desc.modules)
+    b = NetworkBuilder("loop")
+    x, p, q, o = (b.add("Input", dims="3"), b.add("Concat", dim=0),
+                  b.add("Linear", input=6, output=3), b.add("Output"))
+    b.chain(x, p, q, o)
+    b.connect(q, p)
+    with pytest.raises(PlacementError, match="no Memory module breaks"):
+        plan(b.build(), _profiles(rng, b.build(), ["device", "server"]))
