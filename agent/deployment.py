@@ -42,7 +42,7 @@ import numpy as np
 
 from agent import protocol as P
 from agent.discovery import AgentInfo
-from agent.host import cut_memories, is_recurrent
+from agent.graph import cut_memories, is_recurrent
 from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
 from engine.topology import link, topological_order, upstream

@@ -18,11 +18,9 @@ reports ``state`` to the client, which starts the next sample only after every u
 one landed (samples of a deployment with Memory modules run one at a time), so the sequence is
 the local one.
 
-Backward runs the same way in reverse over the plan of the last forward: each module waits for a
-gradient (or an explicit "none") from every successor of that plan, exactly as the local
-executor combines them (fork slots, sums), and Inputs report their gradient to the client. As
-locally, it stops at a Memory (one step, no backpropagation through time): the Memory keeps the
-gradient of its emitted state (``grad_state``) and the edge into it carries none.
+Backward (in reverse over the plan of the last forward, stopping at a Memory) is
+:class:`agent.backward.Backward`, mixed in; the plans and per-sample records are :mod:`agent.plan`;
+the type-name graph helpers this shares with the client are :mod:`agent.graph`.
 """
 
 from __future__ import annotations
@@ -30,21 +28,22 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from agent.backward import Backward
+from agent.graph import cut_memories
+from agent.plan import MAX_IN_FLIGHT, Plan, Run, Step, build_plan
 from engine.backends import Backend
 from engine.description import NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
 from engine.graph import build_module
-from engine.modules import Module, module_class
-from engine.topology import cut_recurrent, link, topological_order, upstream
+from engine.modules import Module
+from engine.topology import link, topological_order
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 256  # samples kept per deployment before the oldest is dropped
 FINISHED_KEPT = 64   # finished recurrent samples remembered (a late start must not restart them)
 
 # send(agent_id, kind, sample, src, dst, outputs, tensor or None); report(kind, sample, mid, t)
@@ -52,42 +51,7 @@ Send = Callable[[str, str, str, str, str, list[str] | None, Any], None]
 Report = Callable[[str, str, str, Any], None]
 
 
-@dataclass
-class _Step:
-    mid: str
-    module: Module
-    sources: list[tuple[str, int, bool]]   # (producer, fork slot or -1, producer is local)
-    remote: list[tuple[str, str, int]]     # (successor, its agent, my fork slot or -1)
-    report: bool                           # an Output that was asked for
-    n_grads: int = 0                       # gradients to wait for in backward
-    to_pred: list[tuple[str, int, str | None]] = field(default_factory=list)  # (pred, slot, agent)
-    emits: bool = False                    # a Memory: emits its state, needs no input
-    # Memories fed my output after the pass: (memory, its agent or None when local, my slot)
-    states: list[tuple[str, str | None, int]] = field(default_factory=list)
-
-
-@dataclass
-class _Plan:
-    outputs: tuple[str, ...]
-    steps: list[_Step]
-    inputs: list[str]   # local Inputs of the plan (they report gradients)
-    back: list[_Step] = field(default_factory=list)   # backward order: the steps that get one
-    memories: tuple[str, ...] = ()                    # local Memories that get a new state
-    emits: bool = False                               # some local Memory emits its state
-
-
-@dataclass
-class _Run:
-    plan: _Plan
-    remaining: list[_Step]
-    values: dict[str, Any] = field(default_factory=dict)
-    inbox: dict[tuple[str, str], Any] = field(default_factory=dict)
-    fresh: list[str] = field(default_factory=list)
-    awaiting: set[str] = field(default_factory=set)       # local Memories not updated yet
-    updates: dict[str, Any] = field(default_factory=dict)  # Memory -> its new state
-
-
-class Fragment:
+class Fragment(Backward):
     """The modules of one deployment that live on this agent, and their sample state."""
 
     def __init__(self, deployment: str, desc: NetworkDescription, placement: dict[str, str],
@@ -125,10 +89,10 @@ class Fragment:
                 raise FormatError(f"{where}: {mod.label} has {len(self.pred[mid])} inputs but "
                                   f"is not a Join module. Received prev: {self.pred[mid]}")
             self.modules[mid] = mod
-        self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._plans: dict[tuple[str, ...], Plan] = {}
+        self._runs: OrderedDict[str, Run] = OrderedDict()
         self._finished: OrderedDict[str, None] = OrderedDict()
-        self._grads: OrderedDict[str, tuple[list[_Step], dict[str, list]]] = OrderedDict()
+        self._grads: OrderedDict[str, tuple[list[Step], dict[str, list]]] = OrderedDict()
         self.last_outputs: tuple[str, ...] | None = None
         self.send: Send | None = None
         self.report: Report | None = None
@@ -150,49 +114,18 @@ class Fragment:
                               f"{self.desc.name}. Received: {bad[0]}")
         return tuple(requested)
 
-    def plan(self, outputs: tuple[str, ...]) -> _Plan:
+    def plan(self, outputs: tuple[str, ...]) -> Plan:
         plan = self._plans.get(outputs)
-        if plan is not None:
-            return plan
-        needed = upstream(outputs, self.pred, self.delayed)
-        live = upstream(outputs, self.pred)  # what a gradient reaches (not the Memory updates)
-        steps = []
-        for m in self.order:
-            if m not in needed or m not in self.modules:
-                continue
-            mod = self.modules[m]
-            sources, to_pred = [], []
-            for p in self.pred[m]:
-                idx = self.succ[p].index(m) if _is_fork(self.desc.modules[p].type) else -1
-                local = self.placement[p] == self.me
-                sources.append((p, idx, local))
-                to_pred.append((p, idx, None if local else self.placement[p]))
-            remote, states = [], []
-            for i, s in enumerate(self.succ[m]):
-                if s not in needed:
-                    continue
-                agent, slot = self.placement[s], i if mod.fork else -1
-                if m in self.delayed.get(s, ()):
-                    states.append((s, None if agent == self.me else agent, slot))
-                elif agent != self.me:
-                    remote.append((s, agent, slot))
-            n_grads = 1 if m in outputs else sum(1 for s in self.succ[m]
-                                                 if s in live and m in self.pred[s])
-            steps.append(_Step(m, mod, sources, remote, m in outputs, n_grads, to_pred,
-                               bool(getattr(mod, "recurrent", False)), states))
-        inputs = [s.mid for s in steps if s.module.type_name == "Input"]
-        back = [s for s in reversed(steps) if s.mid in live]
-        memories = tuple(s.mid for s in steps if s.emits and s.mid in self.delayed)
-        plan = self._plans[outputs] = _Plan(outputs, steps, inputs, back, memories,
-                                            any(s.emits for s in steps))
+        if plan is None:
+            plan = self._plans[outputs] = build_plan(self, outputs)
         return plan
 
     # ------------------------------------------------------------------ forward
-    def _run(self, sample: str, outputs: tuple[str, ...]) -> _Run:
+    def _run(self, sample: str, outputs: tuple[str, ...]) -> Run:
         run = self._runs.get(sample)
         if run is None:
             plan = self.plan(outputs)
-            run = _Run(plan, list(plan.steps), awaiting=set(plan.memories))
+            run = Run(plan, list(plan.steps), awaiting=set(plan.memories))
             self._runs[sample] = run
             if len(self._runs) > MAX_IN_FLIGHT:
                 dropped, _ = self._runs.popitem(last=False)
@@ -211,9 +144,7 @@ class Fragment:
              tensor: Any, state: bool = False) -> None:
         """A tensor for local module ``dst`` from ``src`` (None: the client feeds an Input);
         ``state``: the new state of Memory ``dst``, computed by ``src`` in this sample."""
-        if dst not in self.modules:
-            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
-                              f"Received: {dst}")
+        self.local_module(dst)
         if sample in self._finished:
             raise DianneError(f"deployment {self.id}: sample {sample} is done on this agent. "
                               f"Received: a tensor {src}->{dst}")
@@ -227,7 +158,7 @@ class Fragment:
             run.inbox[(src or "", dst)] = tensor
         self._advance(sample, run)
 
-    def _advance(self, sample: str, run: _Run) -> None:
+    def _advance(self, sample: str, run: Run) -> None:
         try:
             self._drain(sample, run)
         except BaseException:
@@ -245,7 +176,7 @@ class Fragment:
                 run.values[mid] = [v.copy() for v in val] if isinstance(val, list) else val.copy()
         run.fresh.clear()
 
-    def _arg(self, run: _Run, step: _Step) -> Any:
+    def _arg(self, run: Run, step: Step) -> Any:
         if step.module.type_name == "Input":
             return run.inbox.get(("", step.mid))
         args = []
@@ -262,7 +193,7 @@ class Fragment:
                 args.append(val)
         return args if step.module.join else args[0]
 
-    def _drain(self, sample: str, run: _Run) -> None:
+    def _drain(self, sample: str, run: Run) -> None:
         left = []
         host = self.backend.to_host
         for step in run.remaining:
@@ -309,67 +240,6 @@ class Fragment:
         except Exception as exc:  # name the module, keep serving
             raise ModuleError(f"{mod.label}: {what} failed: {exc}") from exc
 
-    # ------------------------------------------------------------------ backward
-    def grad(self, sample: str, src: str | None, dst: str, tensor: Any) -> None:
-        """A gradient (or None) for local module ``dst``'s output, from successor ``src``."""
-        if self.last_outputs is None:
-            raise DianneError(f"deployment {self.id}: backward before any forward")
-        if dst not in self.modules:
-            raise DianneError(f"deployment {self.id}: module {dst} is not on this agent. "
-                              f"Received: {dst}")
-        entry = self._grads.get(sample)
-        if entry is None:
-            steps = list(self.plan(self.last_outputs).back)
-            entry = self._grads[sample] = (steps, {})
-            if len(self._grads) > MAX_IN_FLIGHT:
-                self._grads.popitem(last=False)
-        steps, gin = entry
-        gin.setdefault(dst, []).append((src, tensor))
-        try:
-            left = [s for s in steps if not self._backward_step(sample, s, gin)]
-        except BaseException:
-            self._grads.pop(sample, None)
-            raise
-        if left:
-            self._grads[sample] = (left, gin)
-        else:
-            self._grads.pop(sample, None)
-
-    def _backward_step(self, sample: str, step: _Step, gin: dict[str, list]) -> bool:
-        incoming = gin.get(step.mid, [])
-        if len(incoming) < step.n_grads:
-            return False
-        mod = step.module
-        succ = self.succ[step.mid]
-        given = [(succ.index(s) if s in succ else 0, s, g) for s, g in incoming if g is not None]
-        given.sort(key=lambda t: t[0])
-        grad_in: Any = None
-        if given:
-            xp = self.backend.xp
-            if mod.fork:
-                slots: list[Any] = [None] * mod.n_next
-                for idx, _, g in given:
-                    g = xp.asarray(g, dtype=mod.dtype)
-                    slots[idx] = g if slots[idx] is None else slots[idx] + g
-                grad_out: Any = slots
-            else:
-                grad_out = xp.asarray(given[0][2], dtype=mod.dtype)
-                for _, _, g in given[1:]:
-                    grad_out = grad_out + xp.asarray(g, dtype=mod.dtype)
-            grad_in = self._call(mod, "backward", grad_out)
-        if mod.type_name == "Input":
-            self.report("backward", sample, step.mid,
-                        None if grad_in is None else self.backend.to_host(grad_in))
-            return True
-        grads = grad_in if (mod.join and grad_in is not None) else [grad_in] * len(step.to_pred)
-        for (p, _, agent), g in zip(step.to_pred, grads, strict=True):
-            if agent is None:
-                gin.setdefault(p, []).append((step.mid, g))
-            else:
-                self.send(agent, "backward", sample, step.mid, p, None,
-                          None if g is None else self.backend.to_host(g))
-        return True
-
     # ------------------------------------------------------------------ parameters
     def local_module(self, mid: str) -> Module:
         mod = self.modules.get(mid)
@@ -408,25 +278,3 @@ class Fragment:
         for mod in self.modules.values():
             mod.train(mode)
 
-
-def _class(type_name: str) -> type[Module] | None:
-    try:
-        return module_class(type_name)
-    except ModuleError:  # a type this agent does not know lives elsewhere; it fails there
-        return None
-
-
-def _is_fork(type_name: str) -> bool:
-    cls = _class(type_name)
-    return cls is not None and cls.fork
-
-
-def is_recurrent(type_name: str) -> bool:
-    """Whether a module type is recurrent (a Memory: emits a state, fed after the pass)."""
-    return bool(getattr(_class(type_name), "recurrent", False))
-
-
-def cut_memories(desc: NetworkDescription, pred: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Cut the edges into recurrent modules (Memory) from ``pred`` in place, as the local
-    executor does (:func:`engine.topology.cut_recurrent`); returns Memory id -> producers."""
-    return cut_recurrent({m: _class(md.type) for m, md in desc.modules.items()}, pred)
