@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from agent import protocol as P
-from agent.deployment import Deployment, _match_agent, resolve_placement
+from agent.deployment import Deployment
 from agent.discovery import AgentInfo, discover
 from agent.keys import Keys
+from agent.resolve import _match_agent, resolve_placement
 from agent.session import AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
 

@@ -1,24 +1,15 @@
 """A network deployed across agents, seen from the client: :class:`Deployment`.
 
-Made by :func:`agent.client.deploy` (re-exported there, with :func:`resolve_placement`). It
-mirrors :class:`engine.graph.Network` (forward, backward, weights) and adds placement changes
-(:meth:`Deployment.place`, :meth:`Deployment.move`) and failover.
-
-Failover: the deployment keeps the weights the client deployed (and later set). With a fallback
-configured (``deploy(..., fallback=AGENT)`` or :meth:`Deployment.set_fallback`), an agent that
-stops its heartbeat (gone after 1.4 s) is replaced: its modules are deployed on the fallback with
-the kept weights (nothing is fetched from the dead agent and nothing is sent to it), the other
-agents are told the new placement (their modules keep their parameters), and ``forward`` /
-``forward_many`` send the samples that were in flight again, so none is lost and the order is
-kept. Each failover is recorded in :attr:`Deployment.failovers`. Without a fallback the
-:class:`AgentError` naming the dead agent reaches the caller, as before.
+Made by :func:`agent.client.deploy` (re-exported there; placements are resolved by
+:mod:`agent.resolve`). It mirrors :class:`engine.graph.Network` (forward, backward, weights) and
+adds placement changes (:meth:`Deployment.place`, :meth:`Deployment.move`) and, from
+:class:`agent.failover.Failover` (mixed in), failover to fallback agents, ``disconnect`` and
+``rejoin``.
 
 A forward waits only on the agents that hold a module its Outputs need (an agent that is gone
 fails only the forwards that need it) and, given a ``timeout``, at most that long (an
-``AgentError`` with code ``"timeout"``; a late result is dropped). An agent that stopped
-answering can be let go (:meth:`Deployment.disconnect`: its sockets close, nothing waits on it)
-and taken back when it answers again, restarted or not (:meth:`Deployment.rejoin`: connect anew,
-deploy its modules there again with the kept weights).
+``AgentError`` with code ``"timeout"``; a late result is dropped). With a fallback set, the
+samples in flight when an agent is replaced are sent again, in order.
 
 Recurrent networks: the edges into ``Memory`` modules are cut as in the local executor (a Memory
 emits its state at the start of a sample and takes its predecessor's value after it, see
@@ -32,7 +23,6 @@ sequence.
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,63 +32,14 @@ import numpy as np
 
 from agent import protocol as P
 from agent.discovery import AgentInfo
+from agent.failover import Failover
 from agent.graph import cut_memories, is_recurrent
-from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
+from agent.session import AgentError, Conn, Session
 from engine.description import NetworkDescription, dumps_network
 from engine.topology import link, topological_order, upstream
 
-AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a known id/name
 
-
-def _match_agent(key: str, infos: Sequence[AgentInfo]) -> AgentInfo:
-    """The agent ``key`` names: its id, else its name, else a unique id prefix. The same agent
-    listed twice (same id) is one agent; two agents sharing a name need their ids."""
-    unique: dict[str, AgentInfo] = {}
-    for info in infos:
-        unique.setdefault(info.id, info)
-    infos = list(unique.values())
-    several: list[AgentInfo] = []
-    for attr in ("id", "name"):
-        hits = [i for i in infos if getattr(i, attr) == key]
-        if len(hits) == 1:
-            return hits[0]
-        several = several or hits
-    hits = [i for i in infos if i.id.startswith(key)]
-    if len(hits) == 1:
-        return hits[0]
-    several = several or hits
-    if several:
-        named = ", ".join(f"{i.name} ({i.id} at {i.address})" for i in several)
-        raise AgentError(f"placement: {key!r} matches several agents: {named}; name one by its "
-                         f"id or a unique id prefix. Received: {key}")
-    known = ", ".join(f"{i.name} ({i.id})" for i in infos) or "none"
-    raise AgentError(f"placement: {key!r} is not a known agent (agents: {known}). "
-                     f"Received: {key}")
-
-
-def resolve_placement(desc: NetworkDescription, placement: Mapping[str, str],
-                      infos: Sequence[AgentInfo]) -> dict[str, str]:
-    """Module UUID -> agent id for every module. Keys may be UUIDs or unique module names,
-    values agent ids, names or id prefixes. An unplaced module goes where its first
-    predecessor went (an unplaced Input: where the first placed module went)."""
-    out: dict[str, str] = {}
-    for key, agent_key in placement.items():
-        if not isinstance(agent_key, str):
-            raise AgentError(f"placement: {key} maps to {agent_key!r}; an agent id or name is "
-                             f"a string")
-        out[desc.module(key).id] = _match_agent(agent_key, infos).id
-    if not out:
-        raise AgentError("placement: the placement is empty. Received: {}")
-    succ, pred, _ = link(desc)
-    cut_memories(desc, pred)  # a Memory's cycle is no dependency: each one is placed
-    first = next(iter(out.values()))
-    for mid in topological_order(list(desc.modules), succ, pred):
-        if mid not in out:
-            out[mid] = next((out[p] for p in pred[mid] if p in out), first)
-    return out
-
-
-class Deployment:
+class Deployment(Failover):
     """A network deployed across agents (client side); mirrors :class:`engine.graph.Network`."""
 
     def __init__(self, session: Session, desc: NetworkDescription, placement: dict[str, str],
@@ -157,113 +98,11 @@ class Deployment:
     def move(self, module: str, agent: str) -> None:
         """Move one module (UUID or name) to another agent (id or name) with its parameters."""
         new = dict(self.placement)
-        new[self.description.module(module).id] = _match_agent(
-            agent, [c.info for c in self.all_conns.values()]).id
+        new[self.description.module(module).id] = self._agent_id(agent)
         self.place(new)
 
     def agent_of(self, module: str) -> AgentInfo:
         return self.conns[self.placement[self.description.module(module).id]].info
-
-    # ------------------------------------------------------------------ failover
-    def _connect(self, agent: AgentRef) -> Conn:
-        address = getattr(agent, "address", agent)
-        if isinstance(address, str) and address.startswith("tcp://"):
-            conn = self.session.connect(address)
-        else:
-            info = _match_agent(str(agent), [c.info for c in self.all_conns.values()])
-            conn = self.all_conns[info.id]
-        self.all_conns[conn.info.id] = conn
-        return conn
-
-    def set_fallback(self, *agents: AgentRef) -> None:
-        """Agents that take over the modules of an agent that is gone, tried in order (no
-        argument: none). Each is an address, an ``AgentInfo``, an ``AgentClient`` or the id or
-        name of an agent this deployment knows; it is connected to now."""
-        self.fallbacks = [self._connect(a).info.id for a in agents]
-
-    def fail_over(self, agent: str) -> dict[str, Any]:
-        """Move every module of ``agent`` (gone) to the first live fallback, with the kept
-        weights; returns the record added to :attr:`failovers`."""
-        t0 = time.monotonic()
-        dead = _match_agent(agent, [c.info for c in self.all_conns.values()]).id
-        label = self.all_conns[dead].label
-        now, limit = time.monotonic(), self.session.gone_after
-        live = [f for f in self.fallbacks if f != dead and f in self.all_conns
-                and now - self.all_conns[f].last_seen <= limit]
-        if not live:
-            raise AgentError(f"{label} is gone and no live fallback agent is configured "
-                             f"(fallbacks: {', '.join(self.fallbacks) or 'none'})", "gone",
-                             agent=dead)
-        to = live[0]
-        modules = sorted(m for m, a in self.placement.items() if a == dead)
-        self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead})
-        self.session.drop(self.all_conns.pop(dead))
-        record = {"agent": dead, "fallback": to, "modules": modules,
-                  "redeploy_s": time.monotonic() - t0, "resent": 0, "time": time.time(),
-                  "monotonic": t0}
-        self.failovers.append(record)
-        return record
-
-    def disconnect(self, agent: str) -> None:
-        """Let go of an agent that no longer answers; its modules stay placed on it. Its sockets
-        close (a process that later takes its address is not reached through them, and no
-        stale message of this session waits for it there), no request or forward waits on it
-        and :meth:`undeploy` skips it. :meth:`rejoin` takes it back."""
-        aid = _match_agent(agent, [c.info for c in self.all_conns.values()]).id
-        conn = self.all_conns[aid]
-        if self.session.conns.get(conn.address) is conn:
-            self.session.drop(conn)
-        self.lost.add(aid)
-
-    def rejoin(self, agent: str, address: str | None = None, timeout: float | None = None
-               ) -> dict[str, Any]:
-        """Take back an agent that was gone (or let go) once one answers at its address again
-        (``address``: where it answers now): connect anew and, unless it still holds its share
-        of this deployment (it was frozen, not restarted), deploy its modules there again with
-        the kept weights and tell the other agents where they are. An agent that restarted
-        with another id takes the modules of the old one. ``timeout`` bounds each answer; on
-        failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds"}``."""
-        t0 = time.monotonic()
-        old = _match_agent(agent, [c.info for c in self.all_conns.values()]).id
-        before = self.all_conns[old]
-        if self.session.conns.get(before.address) is before:
-            self.session.drop(before)
-        self.lost.add(old)
-        wait = HELLO_TIMEOUT_S if timeout is None else timeout
-        conn = self.session.connect(address or before.address, wait)
-        new = conn.info.id
-        try:
-            info = self.session.request(conn, P.Message("hello"), wait).content
-            held = {d.get("id"): d.get("modules") for d in info.get("deployments", [])}
-            same = (new == old and conn.address == before.address and held.get(self.id) ==
-                    sorted(m for m, a in self.placement.items() if a == old))
-            self.all_conns[new] = conn
-            self.lost.discard(new)
-            placement = {m: (new if a == old else a) for m, a in self.placement.items()}
-            if same:
-                self.conns = {a: self.all_conns[a] for a in set(placement.values())}
-            else:
-                mine = {m: self.weights[m] for m, a in placement.items()
-                        if a == new and m in self.weights}
-                self.place(placement, mine, gone={old} - {new}, timeout=timeout)
-        except AgentError:
-            self.all_conns[new] = conn
-            self.disconnect(new)
-            raise
-        finally:
-            self._watch.clear()
-        if new != old:
-            del self.all_conns[old]
-            self.lost.discard(old)
-        return {"agent": new, "was": old, "redeployed": not same,
-                "seconds": time.monotonic() - t0}
-
-    def _recover(self, exc: AgentError) -> dict[str, Any] | None:
-        """Fail over when ``exc`` says an agent of this deployment is gone and a fallback is
-        configured; None when the error is not one failover can mend."""
-        if exc.code != "gone" or exc.agent not in self.conns or not self.fallbacks:
-            return None
-        return self.fail_over(exc.agent)
 
     # ------------------------------------------------------------------ execution
     def _outputs(self, outputs: Sequence[str] | str | None) -> tuple[tuple[str, ...], bool]:
@@ -313,11 +152,15 @@ class Deployment:
                 "feeds": {}, "token": self.token}, id=sample))
             if arr is not None:
                 msg.content["feeds"][mid] = msg.add(arr)
+        self._send_sample(sample, by_agent)
+        self._last = outputs
+        return sample
+
+    def _send_sample(self, sample: str, by_agent: Mapping[str, P.Message]) -> None:
+        """Send one sample's messages, one per agent, once the session expects its results."""
         self.session.samples.add(sample)
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
-        self._last = outputs
-        return sample
 
     def _watched(self, outputs: tuple[str, ...]) -> list[Conn]:
         """The connections to the agents holding a module that ``outputs`` need."""
@@ -424,9 +267,7 @@ class Deployment:
             g = given.get(oid)
             msg.content["grads"][oid] = None if g is None else msg.add(
                 np.ascontiguousarray(g, dtype=np.float32))
-        self.session.samples.add(sample)
-        for aid, msg in by_agent.items():
-            self.session.send(self.conns[aid], msg)
+        self._send_sample(sample, by_agent)
         reached = upstream(self._last, self.pred)  # a gradient stops at a Memory, as locally
         got = self._collect(sample, [m for m in self.inputs if m in reached])
         return {k: v for k, v in got.items() if v is not None}

@@ -1,0 +1,151 @@
+"""Failover, disconnect and rejoin of a deployment's agents: :class:`Failover`, mixed into
+:class:`agent.deployment.Deployment`.
+
+Failover: the deployment keeps the weights the client deployed (and later set). With a fallback
+configured (``deploy(..., fallback=AGENT)`` or :meth:`Failover.set_fallback`), an agent that
+stops its heartbeat (gone after 1.4 s) is replaced: its modules are deployed on the fallback with
+the kept weights (nothing is fetched from the dead agent and nothing is sent to it), the other
+agents are told the new placement (their modules keep their parameters), and ``forward`` /
+``forward_many`` send the samples that were in flight again, so none is lost and the order is
+kept. Each failover is recorded in ``Deployment.failovers``. Without a fallback the
+:class:`AgentError` naming the dead agent reaches the caller, as before.
+
+An agent that stopped answering can be let go (:meth:`Failover.disconnect`: its sockets close,
+nothing waits on it) and taken back when it answers again, restarted or not
+(:meth:`Failover.rejoin`: connect anew, deploy its modules there again with the kept weights).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agent import protocol as P
+from agent.resolve import _match_agent
+from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
+
+AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a known id/name
+
+
+class Failover:
+    """The failover half of a deployment; the deployment provides the attributes named below."""
+
+    id: str
+    session: Session
+    placement: dict[str, str]
+    conns: dict[str, Conn]
+    all_conns: dict[str, Conn]
+    weights: dict[str, np.ndarray]
+    fallbacks: list[str]
+    failovers: list[dict[str, Any]]
+    lost: set[str]
+    _watch: dict[tuple[str, ...], list[str]]
+    place: Callable[..., None]
+
+    def _agent_id(self, key: str) -> str:
+        """The id of the agent of this deployment that ``key`` names (id, name, id prefix)."""
+        return _match_agent(key, [c.info for c in self.all_conns.values()]).id
+
+    def _let_go(self, conn: Conn) -> None:
+        """Close ``conn`` unless the session already holds another one to its address."""
+        if self.session.conns.get(conn.address) is conn:
+            self.session.drop(conn)
+
+    def _connect(self, agent: AgentRef) -> Conn:
+        address = getattr(agent, "address", agent)
+        if isinstance(address, str) and address.startswith("tcp://"):
+            conn = self.session.connect(address)
+        else:
+            conn = self.all_conns[self._agent_id(str(agent))]
+        self.all_conns[conn.info.id] = conn
+        return conn
+
+    def set_fallback(self, *agents: AgentRef) -> None:
+        """Agents that take over the modules of an agent that is gone, tried in order (no
+        argument: none). Each is an address, an ``AgentInfo``, an ``AgentClient`` or the id or
+        name of an agent this deployment knows; it is connected to now."""
+        self.fallbacks = [self._connect(a).info.id for a in agents]
+
+    def fail_over(self, agent: str) -> dict[str, Any]:
+        """Move every module of ``agent`` (gone) to the first live fallback, with the kept
+        weights; returns the record added to :attr:`failovers`."""
+        t0 = time.monotonic()
+        dead = self._agent_id(agent)
+        label = self.all_conns[dead].label
+        now, limit = time.monotonic(), self.session.gone_after
+        live = [f for f in self.fallbacks if f != dead and f in self.all_conns
+                and now - self.all_conns[f].last_seen <= limit]
+        if not live:
+            raise AgentError(f"{label} is gone and no live fallback agent is configured "
+                             f"(fallbacks: {', '.join(self.fallbacks) or 'none'})", "gone",
+                             agent=dead)
+        to = live[0]
+        modules = sorted(m for m, a in self.placement.items() if a == dead)
+        self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead})
+        self.session.drop(self.all_conns.pop(dead))
+        record = {"agent": dead, "fallback": to, "modules": modules,
+                  "redeploy_s": time.monotonic() - t0, "resent": 0, "time": time.time(),
+                  "monotonic": t0}
+        self.failovers.append(record)
+        return record
+
+    def disconnect(self, agent: str) -> None:
+        """Let go of an agent that no longer answers; its modules stay placed on it. Its sockets
+        close (a process that later takes its address is not reached through them, and no
+        stale message of this session waits for it there), no request or forward waits on it
+        and :meth:`undeploy` skips it. :meth:`rejoin` takes it back."""
+        aid = self._agent_id(agent)
+        self._let_go(self.all_conns[aid])
+        self.lost.add(aid)
+
+    def rejoin(self, agent: str, address: str | None = None, timeout: float | None = None
+               ) -> dict[str, Any]:
+        """Take back an agent that was gone (or let go) once one answers at its address again
+        (``address``: where it answers now): connect anew and, unless it still holds its share
+        of this deployment (it was frozen, not restarted), deploy its modules there again with
+        the kept weights and tell the other agents where they are. An agent that restarted
+        with another id takes the modules of the old one. ``timeout`` bounds each answer; on
+        failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds"}``."""
+        t0 = time.monotonic()
+        old = self._agent_id(agent)
+        before = self.all_conns[old]
+        self._let_go(before)
+        self.lost.add(old)
+        wait = HELLO_TIMEOUT_S if timeout is None else timeout
+        conn = self.session.connect(address or before.address, wait)
+        new = conn.info.id
+        try:
+            info = self.session.request(conn, P.Message("hello"), wait).content
+            held = {d.get("id"): d.get("modules") for d in info.get("deployments", [])}
+            same = (new == old and conn.address == before.address and held.get(self.id) ==
+                    sorted(m for m, a in self.placement.items() if a == old))
+            self.all_conns[new] = conn
+            self.lost.discard(new)
+            placement = {m: (new if a == old else a) for m, a in self.placement.items()}
+            if same:
+                self.conns = {a: self.all_conns[a] for a in set(placement.values())}
+            else:
+                mine = {m: self.weights[m] for m, a in placement.items()
+                        if a == new and m in self.weights}
+                self.place(placement, mine, gone={old} - {new}, timeout=timeout)
+        except AgentError:
+            self.all_conns[new] = conn
+            self.disconnect(new)
+            raise
+        finally:
+            self._watch.clear()
+        if new != old:
+            del self.all_conns[old]
+            self.lost.discard(old)
+        return {"agent": new, "was": old, "redeployed": not same,
+                "seconds": time.monotonic() - t0}
+
+    def _recover(self, exc: AgentError) -> dict[str, Any] | None:
+        """Fail over when ``exc`` says an agent of this deployment is gone and a fallback is
+        configured; None when the error is not one failover can mend."""
+        if exc.code != "gone" or exc.agent not in self.conns or not self.fallbacks:
+            return None
+        return self.fail_over(exc.agent)
