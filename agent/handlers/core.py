@@ -166,14 +166,22 @@ def undeploy(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
     return msg.reply("undeployed", {"deployments": gone})
 
 
+def _sample_request(agent: Any, msg: P.Message, sender: bytes, kind: str,
+                    field: str) -> tuple[Any, str, dict]:
+    """A client's forward/backward: its fragment (the sender allowed, and made the fragment's
+    client), the sample id and the tensors by module id under ``field``."""
+    frag = fragment(agent, msg)
+    sample = P.need(msg.content, "sample", str, kind)
+    tensors = P.need(msg.content, field, dict, kind)
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, kind, frag.id, sender)
+    frag.client = sender
+    return frag, sample, tensors
+
+
 @handler("forward")
 def forward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
-    frag = fragment(agent, msg)
-    sample = P.need(msg.content, "sample", str, "forward")
-    feeds = P.need(msg.content, "feeds", dict, "forward")
-    if not _allowed(frag, sender, msg.content.get("token")):
-        _refuse(agent, "forward", frag.id, sender)
-    frag.client = sender
+    frag, sample, feeds = _sample_request(agent, msg, sender, "forward", "feeds")
     try:
         outputs = frag.outputs_of(msg.content.get("outputs"))
         frag.start(sample, outputs)
@@ -214,12 +222,7 @@ def tensor(agent: Any, msg: P.Message, sender: bytes) -> None:
 
 @handler("backward")
 def backward(agent: Any, msg: P.Message, sender: bytes) -> P.Message | None:
-    frag = fragment(agent, msg)
-    sample = P.need(msg.content, "sample", str, "backward")
-    grads = P.need(msg.content, "grads", dict, "backward")
-    if not _allowed(frag, sender, msg.content.get("token")):
-        _refuse(agent, "backward", frag.id, sender)
-    frag.client = sender
+    frag, sample, grads = _sample_request(agent, msg, sender, "backward", "grads")
     try:
         for mid, ref in grads.items():
             g = None if ref is None else P.tensor_ref(msg, ref, f"gradient of {mid}")

@@ -75,18 +75,25 @@ def assert_same_json(got, want, where="") -> None:
         assert got == want, where
 
 
-def test_run_on_one_agent_equals_local(trio, capsys, tmp_path) -> None:
+def run_local_and_remote(capsys, tmp_path, seed: int, *remote: str) -> tuple[dict, dict]:
+    """``dianne run MLP --json`` on one random digit locally and with the ``remote`` options;
+    both JSON outputs without their forward times."""
     x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(5).random((1, 28, 28), dtype=np.float32))
+    np.save(x, np.random.default_rng(seed).random((1, 28, 28), dtype=np.float32))
     code, out, _ = run_cli(capsys, "run", MLP, "--input", str(x), "--json")
     local = json.loads(out)
-    code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--json", "--on", "beta",
-                             *agent_args(trio))
+    code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--json", *remote)
     assert code == 0, err
-    remote = json.loads(out)
-    local.pop("forward_ms"), remote.pop("forward_ms")
+    remote_out = json.loads(out)
+    local.pop("forward_ms"), remote_out.pop("forward_ms")
+    return local, remote_out
+
+
+def test_run_on_one_agent_equals_local(trio, capsys, tmp_path) -> None:
+    local, remote = run_local_and_remote(capsys, tmp_path, 5, "--on", "beta", *agent_args(trio))
     # locally the network runs frozen (eval: folded weights), the agent module by module
     assert_same_json(remote, local)
+    x = tmp_path / "x.npy"
     code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--on", "nobody",
                              *agent_args(trio))
     assert code == 1 and "'nobody' is not a known agent" in err and "alpha" in err

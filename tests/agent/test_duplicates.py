@@ -10,12 +10,10 @@ import pytest
 
 from agent.client import AgentClient, AgentError, AgentInfo, deploy
 from agent.session import Session
-from app.cli import main
 from engine.graph import Network
 from engine.repository import resolve_model
-from tests.conftest import ROOT
+from tests.agent.test_cli import MLP, run_cli, run_local_and_remote
 
-MLP = str(ROOT / "resources" / "examples" / "mnist-mlp")
 LAST_LINEAR = "d1a00e01-0000-4000-8000-000000000003"
 
 
@@ -31,12 +29,6 @@ def alias(address: str) -> str:
     """The same agent under another name for its host."""
     assert address.startswith("tcp://127.0.0.1:")
     return address.replace("127.0.0.1", "localhost")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("twice", ["same", "alias", "stale"])
@@ -77,15 +69,7 @@ def test_cli_lists_and_runs_on_an_agent_given_twice(trio, capsys, tmp_path) -> N
     code, out, err = run_cli(capsys, "agents", "--json", *twice)
     assert code == 0, err
     assert [r["id"] for r in json.loads(out)] == [alpha.id, beta.id]
-    x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(4).random((1, 28, 28), dtype=np.float32))
-    code, out, _ = run_cli(capsys, "run", MLP, "--input", str(x), "--json")
-    local = json.loads(out)
-    code, out, err = run_cli(capsys, "run", MLP, "--input", str(x), "--json", "--on", "alpha",
-                             *twice)
-    assert code == 0, err
-    remote = json.loads(out)
-    local.pop("forward_ms"), remote.pop("forward_ms")
+    local, remote = run_local_and_remote(capsys, tmp_path, 4, "--on", "alpha", *twice)
     assert remote["top"][0][0] == local["top"][0][0]
     np.testing.assert_allclose(remote["output"], local["output"], rtol=1e-5, atol=1e-6)
 
