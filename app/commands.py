@@ -289,19 +289,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- info
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``--input-shape 1,28,28`` as a tuple (None when not given); a one-line error else."""
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise DianneError(f"--input-shape takes integers like 1,28,28. Received: {text!r}"
+                          ) from None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from engine.shapes import describe, infer_shapes  # noqa: PLC0415
 
     repo = Repository(args.repository) if args.repository else None
     source = resolve_model(args.model, repo)
-    shape = None
-    if args.input_shape:
-        try:
-            shape = tuple(int(v) for v in args.input_shape.split(","))
-        except ValueError:
-            raise DianneError(f"--input-shape takes integers like 1,28,28. "
-                              f"Received: {args.input_shape!r}") from None
-    shapes = infer_shapes(source.description, shape)
+    shapes = infer_shapes(source.description, parse_input_shape(args.input_shape))
     if args.json:
         print_json({
             "name": source.description.name, "params": shapes.params, "macs": shapes.macs,

@@ -87,9 +87,8 @@ def _import(args: argparse.Namespace, src: Path, dst: Path) -> dict:
 
 
 def _export(args: argparse.Namespace, dst: Path) -> dict:
-    from app.commands import load_network
+    from app.commands import load_network, parse_input_shape
     from engine import composite
-    from engine.errors import DianneError
     from engine.fileio import atomic_write
     from engine.onnx import to_onnx
     from engine.repository import Repository
@@ -99,13 +98,6 @@ def _export(args: argparse.Namespace, dst: Path) -> dict:
     ns = argparse.Namespace(model=args.source, repository=args.repository,
                             backend="numpy", tag=args.tag)
     net = load_network(ns, need_weights=not args.random_weights)
-    shape = None
-    if args.input_shape:
-        try:
-            shape = tuple(int(d) for d in args.input_shape.split(","))
-        except ValueError:
-            raise DianneError(f"--input-shape takes integers like 1,28,28. Received: "
-                              f"{args.input_shape}") from None
-    model = to_onnx(net.eval(), shape)
+    model = to_onnx(net.eval(), parse_input_shape(args.input_shape))
     atomic_write(dst, model.SerializeToString())
     return _summary("export", Path(args.source), dst, net)

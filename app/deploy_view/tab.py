@@ -22,6 +22,7 @@ from app.deploy_view.dnd import ID_ROLE, AgentTable, ModuleList
 from app.deploy_view.placement import Placement, read_placement, write_placement
 from app.deploy_view.state import NetState, network_folder, weight_tags
 from app.editor.model import Change
+from app.layouts import side_by_side
 from engine.errors import DianneError
 
 COLUMNS = ("", "Name", "Address", "Backends", "Cores", "Memory", "Heartbeat", "RTT")
@@ -111,17 +112,7 @@ class DeployTab(QtWidgets.QWidget):
         lay.addLayout(bar)
         lay.addLayout(buttons)
         lay.addWidget(self.status)
-        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        right.addWidget(self.canvas.widget)
-        right.addWidget(self.modules)
-        right.setSizes([560, 200])
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setSizes([640, 760])
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(split)
+        side_by_side(self, left, [self.canvas.widget, self.modules], [640, 760], [560, 200])
 
     # ---------------------------------------------------------------------- reactions ---
     def _on_editor(self, change: Change) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from app.layouts import side_by_side
 from app.learn_view.data import DataPanel
 from app.learn_view.job import JobRunner
 from engine.losses import CRITERIA
@@ -121,16 +122,7 @@ class LearnTab(QtWidgets.QWidget):
         blay.setContentsMargins(0, 0, 0, 0)
         blay.addWidget(self.eval_text)
         blay.addWidget(self.heat, 1)
-        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        for w in (self.loss_plot, self.acc_plot, bottom):
-            plots.addWidget(w)
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(plots)
-        split.setSizes([430, 850])
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(split)
+        side_by_side(self, left, [self.loss_plot, self.acc_plot, bottom], [430, 850])
         self._buttons(False)
 
     def _buttons(self, running: bool) -> None:

@@ -224,6 +224,10 @@ def test_commands_take_a_bundled_example_by_name(tmp_path):
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
     assert "'no-such-net'" in res.stderr and str(tmp_path / "no-such-net") in res.stderr
     assert "repository" in res.stderr and "lenet, mnist-biglittle" in res.stderr
+    for cmd in (["info", "lenet"], ["convert", "lenet", str(tmp_path / "x.onnx")]):
+        res = dianne(*cmd, "--input-shape", "1,x,28", cwd=tmp_path)
+        assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "--input-shape takes integers" in res.stderr and "'1,x,28'" in res.stderr
 
 
 def test_multi_output_network_needs_output_and_repository_names_work(tmp_path, mnist20):
