@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from engine.errors import DianneError
 
@@ -134,14 +135,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)
 
         handler = getattr(commands, f"cmd_{args.command}")
+    return _guarded(f"dianne {args.command}", handler, args)
+
+
+def _guarded(prefix: str, fn: Any, args: argparse.Namespace) -> int:
+    """``fn(args)``; a DianneError or OSError becomes one line on stderr and exit status 1."""
     try:
-        return handler(args)
+        return fn(args)
     except DianneError as exc:
-        print(f"dianne {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
         name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"dianne {args.command}: error:{name} {exc.strerror or exc}", file=sys.stderr)
+        print(f"{prefix}: error:{name} {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"dianne {args.command}: interrupted", file=sys.stderr)
@@ -204,14 +210,7 @@ def _open_app(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"dianne: the desktop app needs PySide6 and NodeGraphQt: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    try:
-        return run(args)
-    except DianneError as exc:
-        print(f"dianne: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        print(f"dianne: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return _guarded("dianne", run, args)
 
 
 def print_json(obj: object) -> None:
