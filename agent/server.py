@@ -5,10 +5,10 @@ other agents (tensors for a module whose predecessor lives there). Requests are 
 time on the serving thread, in arrival order, by the handler registered for their type
 (:mod:`agent.handlers`); replies go back through the ROUTER to the sender's routing id, and
 results of a distributed forward go to the client's routing id carried with the sample. A
-DEALER per peer agent sends tensors on. A publisher thread owns the PUB socket: a heartbeat
-every :data:`HEARTBEAT_S` (liveness comes from it, not from zeroconf) and the events other
-threads queue (training progress). Malformed input of any kind gets an ``error`` reply and
-never stops the loop.
+DEALER per peer agent sends tensors on. A publisher thread owns the PUB socket
+(:mod:`agent.publisher`: heartbeats and the events other threads queue); with keys, CURVE
+authentication guards the ROUTER (:mod:`agent.auth`). Malformed input of any kind gets an
+``error`` reply and never stops the loop.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from typing import Any
 import zmq
 
 from agent import protocol as P
+from agent.auth import CurveGuard
 from agent.handlers import load_all
 from agent.host import Fragment
 from agent.keys import Keys, client_options, server_options
+from agent.publisher import Publisher
 from engine.backends import Backend, available, get_backend
 from engine.errors import DianneError, ModuleError
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.25
 SEND_TIMEOUT_MS = 2000
 MAX_WORKERS = 4  # requests (evaluate) running off the serving thread at once
-HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 class Agent:
@@ -58,15 +58,7 @@ class Agent:
         self.addresses: dict[str, str] = {}  # peer agent id -> address
         self.jobs: dict[str, Any] = {}
         self.ctx = zmq.Context()
-        self._auth = None
-        if keys is not None:
-            from zmq.auth.thread import ThreadAuthenticator  # noqa: PLC0415
-
-            self._auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("agent.auth"))
-            self._auth.start()
-            self._authorized = AuthorizedKeys(keys.authorized)
-            self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
-        self._keys_checked, self._keys_stamp = time.monotonic(), self._authorized_stamp()
+        self._guard = CurveGuard(self.ctx, keys) if keys is not None else None
         self.router = self._socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
@@ -74,22 +66,20 @@ class Agent:
         # messages get an error reply from the protocol's own limits.
         self.router.setsockopt(zmq.MAXMSGSIZE, 2 * limits.max_message_bytes + (1 << 20))
         self._monitor = None
-        if keys is not None:  # a client without CURVE fails in the ZMTP handshake, unseen by
-            self._monitor = self.router.get_monitor_socket(HANDSHAKE_FAILED)  # the ZAP callback
+        if self._guard is not None:  # a client without CURVE fails in the ZMTP handshake,
+            self._monitor = self._guard.watch(self.router)  # unseen by the ZAP callback
         self.address = _bind(self.router, bind)
         host = self.address.rsplit(":", 1)[0]
         self.pub = self._socket(zmq.PUB)
         self.events_address = _bind(self.pub, f"{host}:0")
         self.peers: dict[str, zmq.Socket] = {}
-        self._events: queue.Queue = queue.Queue()
         self._later: queue.Queue = queue.Queue()  # (sender, message) from worker threads
         self._wake_address = f"inproc://agent-wake-{self.id}"
         self._wake = self.ctx.socket(zmq.PULL)
         self._wake.bind(self._wake_address)
         self.workers: dict[str, threading.Thread] = {}  # request id -> running worker
         self._stop = threading.Event()
-        self._publisher = threading.Thread(target=self._publish_loop, name="agent-pub",
-                                           daemon=True)
+        self._publisher = Publisher(self.pub, self._stop)
         self.started = time.time()
 
     def _socket(self, kind: int) -> zmq.Socket:
@@ -183,24 +173,7 @@ class Agent:
 
     def publish(self, topic: str, content: dict[str, Any]) -> None:
         """Queue an event for the PUB socket (thread-safe)."""
-        self._events.put((topic, P.Message("event", content)))
-
-    def _publish_loop(self) -> None:
-        beat = {"id": self.id, "name": self.name}
-        next_beat = 0.0
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_beat:
-                self.pub.send_multipart([b"hb"] + P.encode(P.Message("heartbeat", beat)))
-                next_beat = now + HEARTBEAT_S
-            try:
-                topic, msg = self._events.get(timeout=max(0.0, next_beat - time.monotonic()))
-            except queue.Empty:
-                continue
-            try:
-                self.pub.send_multipart([topic.encode()] + P.encode(msg), copy=False)
-            except (zmq.ZMQError, P.ProtocolError) as exc:
-                log.warning("event %s not published: %s", topic, exc)
+        self._publisher.publish(topic, content)
 
     # ------------------------------------------------------------------ serving
     def handle(self, sender: bytes, frames: list) -> P.Message | None:
@@ -238,7 +211,7 @@ class Agent:
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or :meth:`close` is called from another thread)."""
         stop = stop or self._stop
-        self._publisher.start()
+        self._publisher.start({"id": self.id, "name": self.name})
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         if self._monitor is not None:
@@ -247,12 +220,13 @@ class Agent:
         log.info("agent %s (%s) serving on %s, events on %s", self.name, self.id,
                  self.address, self.events_address)
         while not stop.is_set() and not self._stop.is_set():
-            self._reload_keys()
+            if self._guard is not None:
+                self._guard.reload()
             ready = dict(poller.poll(200))
             if not ready:
                 continue
             if self._monitor is not None and self._monitor in ready:
-                self._log_handshakes()
+                self._guard.log_handshakes()
             if self._wake in ready:
                 self._send_later()
             while True:
@@ -278,83 +252,20 @@ class Agent:
                 return
             self.reply(sender, msg)
 
-    def _log_handshakes(self) -> None:
-        from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415
-
-        while True:
-            try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                why = zmq.Event(event["value"]).name
-            except ValueError:
-                why = str(event["value"])
-            log.warning("refused a client on %s: its handshake failed (%s; a client without "
-                        "CURVE keys, or not speaking ZMTP, when --keys is on)",
-                        event["endpoint"].decode(errors="replace"), why)
-
-    def _reload_keys(self) -> None:
-        """Pick up public keys added to (or removed from) the authorized folder, once a
-        second at most."""
-        if self._auth is None or time.monotonic() < self._keys_checked + 1.0:
-            return
-        self._keys_checked = time.monotonic()
-        folder = self.keys.authorized
-        stamp = self._authorized_stamp()
-        if stamp is not None and stamp != self._keys_stamp:
-            self._keys_stamp = stamp
-            self._authorized.load()
-            log.info("authorized keys reloaded from %s", folder)
-
-    def _authorized_stamp(self) -> tuple | None:
-        try:
-            folder = self.keys.authorized
-            return folder.stat().st_mtime_ns, sorted(p.name for p in folder.iterdir())
-        except (OSError, AttributeError):
-            return None
-
     def close(self) -> None:
         self._stop.set()
         for job in list(self.jobs.values()):
             stop = getattr(job, "stop", None)
             if stop is not None:
                 stop()
-        if self._publisher.is_alive():
-            self._publisher.join(timeout=2)
-        if self._monitor is not None:
-            self.router.disable_monitor()
-            self._monitor.close(0)
+        self._publisher.join(timeout=2)
+        if self._guard is not None:
+            self._guard.unwatch(self.router)
         for sock in [self.router, self.pub, self._wake, *self.peers.values()]:
             sock.close(0)
-        if self._auth is not None:
-            self._auth.stop()
+        if self._guard is not None:
+            self._guard.stop()
         self.ctx.term()
-
-
-class AuthorizedKeys:
-    """CURVE credentials: the public keys in the authorized folder. A refused client is logged
-    as a warning naming its key (pyzmq's own authenticator logs refusals at debug level)."""
-
-    def __init__(self, folder: Any) -> None:
-        self.folder = folder
-        self.keys: set[bytes] = set()
-        self.load()
-
-    def load(self) -> None:
-        import zmq.auth  # noqa: PLC0415
-
-        try:
-            self.keys = set(zmq.auth.load_certificates(str(self.folder)))
-        except (OSError, ValueError) as exc:  # keep the keys we had
-            log.error("cannot load the authorized keys from %s: %s", self.folder, exc)
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        if key in self.keys:
-            return True
-        log.warning("refused a client: its CURVE public key %s is not in %s",
-                    key.decode("ascii", "replace"), self.folder)
-        return False
 
 
 def _bind(sock: zmq.Socket, address: str) -> str:
