@@ -1,7 +1,8 @@
 """The DIANNE desktop app's main window: tabs Build / Deploy / Learn / Run, menus, status bar.
 
-The window owns one :class:`NetworkEditor` (the open network) and its Build tab; Deploy, Learn
-and Run are placeholders until their own work lands. This module builds the window, its menus
+The window owns one :class:`NetworkEditor` (the open network) and its Build tab; the Deploy,
+Learn and Run tabs are installed over placeholder pages by ``app.deploy_view.install_tabs``
+(they need the agents model and the workers). This module builds the window, its menus
 and help dialogs, and follows the editor's changes (title, undo labels, grouped weights); the
 file work (open, save, export, recent) is :class:`app.window_files.FileActions`, the status bar
 and error dialog :class:`app.window_status.StatusBar`, both mixed in here.
