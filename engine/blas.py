@@ -139,11 +139,14 @@ def use_for_vector() -> None:
         use(1)
 
 
+def governed(macs: int) -> bool:
+    """Whether a product of ``macs`` multiply-accumulates gets a thread governor."""
+    return macs >= PARALLEL_MIN_MACS and CPUS >= 2
+
+
 def governor(macs: int) -> Threads | None:
     """A :class:`Threads` for a product of ``macs`` multiply-accumulates, or None (one thread)."""
-    if macs < PARALLEL_MIN_MACS or CPUS < 2:
-        return None
-    return Threads()
+    return Threads() if governed(macs) else None
 
 
 class Threads:

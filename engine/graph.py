@@ -176,26 +176,22 @@ class Network:
             dt = x.dtype
             v = x if dt is self.dtype or dt == self.dtype else self.xp.asarray(x, self.dtype)
             self._last_plan = plan
-            hot = self._hot
-            i = 0
+            hot, fed, i = self._hot, [v], 0  # fed[i]: what op i is given
             try:
                 if hot is not None and hot[0] == Slot.generation:
-                    v = chain[0](v)
-                    if v is hot[1]:  # the Input's buffer: every binding holds
+                    v = chain[0](v)  # the Input (it binds nothing)
+                    if v is hot[1]:  # its same buffer: every binding holds
                         for i, run in enumerate(hot[2], 1):  # noqa: B007
                             v = run()
                         return v.copy()
-                    i = 1
-                    for i in range(1, len(chain)):
-                        v = chain[i](v)
-                    return v.copy()
-                generation, values = Slot.generation, []
-                for i, call in enumerate(chain):  # noqa: B007
-                    values.append(v)
-                    v = call(v)
-                if Slot.generation == generation and len(values) > 1:  # steady: nothing bound
-                    runners = prog.hot_runners(values)
-                    self._hot = None if runners is None else (generation, values[1], runners)
+                    fed.append(v)
+                generation = Slot.generation
+                for i in range(len(fed) - 1, len(chain)):
+                    v = chain[i](v)
+                    fed.append(v)
+                if Slot.generation == generation and len(chain) > 1:  # steady: nothing bound
+                    runners = prog.hot_runners(fed[:-1])
+                    self._hot = None if runners is None else (generation, fed[1], runners)
             except Exception as exc:
                 prog.failed = prog.ops[i]
                 self._raise_forward_error(exc, prog)

@@ -34,14 +34,10 @@ def eligible(conv: Any, pool: Any, xb: Any, out: tuple[int, ...]) -> bool:
     """Whether frozen ``conv`` on the one sample ``xb`` (batch axis first) with the MaxPooling
     ``pool`` after it runs as phase GEMM: 2-D, stride 1, numpy, few planes, a 2x2 stride-2
     unpadded pooling that sees at least one full window."""
-    if not (conv.nd == 2 and conv.stride == (1, 1) and conv.xp is np and xb.shape[0] == 1
-            and conv.n_out <= MAX_PLANES and pool.nd == 2 and min(out) >= 2):
+    if not (conv.xp is np and xb.shape[0] == 1 and pool.nd == 2 and min(out) >= 2):
         return False
     geo = pool._geometry(out, (conv.n_out, *out))
-    if geo.k != (2, 2) or geo.s != (2, 2) or any(geo.p):
-        return False
-    da, db = (k // 2 + 1 for k in conv.k)
-    return 4 * conv.n_out * (4 * conv.n_in * da * db + 1) <= MAX_WEIGHTS
+    return geo.k == (2, 2) and geo.s == (2, 2) and not any(geo.p) and kept_bytes(conv) > 0
 
 
 def kept_bytes(conv: Any) -> int:
@@ -54,9 +50,8 @@ def kept_bytes(conv: Any) -> int:
 
 
 class PooledConvPlan:
-    """Buffers, views and the rearranged weights for one input array (see the module docstring).
-
-    ``go()`` runs the four steps and returns the pooled, rectified ``(O, PH, PW)`` output."""
+    """Buffers, views and the rearranged weights for one input array (see the module docstring);
+    :meth:`bound` is the forward pass, returning the pooled, rectified ``(O, PH, PW)`` output."""
 
     def __init__(self, conv: Any, relu: Any, pool: Any, xb: Any, out: tuple[int, ...]) -> None:
         self.conv, self.relu, self.pool, self.xb = conv, relu, pool, xb

@@ -141,7 +141,7 @@ class Linear(Freezable, Module):
     def freeze_bytes(self) -> int:
         """Bytes :meth:`freeze` may keep: ``[W^T; b]`` for layers small enough to run their
         one-sample product on one thread (0 for larger ones, which never use it)."""
-        if self.xp is not np or self.n_in * self.n_out >= blas.PARALLEL_MIN_MACS:
+        if self.xp is not np or blas.governed(self.n_in * self.n_out):
             return 0
         return (self.n_in + 1) * self.n_out * self.dtype.itemsize
 

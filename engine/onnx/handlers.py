@@ -243,13 +243,20 @@ def _conv_like(imp: Any, node: Any, x: str, sizes: tuple[int, ...], transposed: 
     return props, w, bias, out
 
 
-@handles("Conv")
-def _conv(imp: Any, node: Any) -> None:
+def _spatial_input(imp: Any, node: Any, what: str) -> tuple[str, tuple[int, ...]]:
+    """The node's input and its one-sample shape, which must be (C, H, W) or (C, D, H, W):
+    a 1-D ``what`` on (C, T) has no DIANNE form."""
     x = imp.arg(node, 0)
     shape = imp.sample(x)
     if len(shape) not in (3, 4):
-        raise imp.fail(node, "1-D convolution on (C, T) has no DIANNE form (DIANNE's temporal "
-                             "convolution takes (T, features): Transpose around it)")
+        raise imp.fail(node, f"1-D {what} on (C, T) has no DIANNE form (DIANNE's temporal "
+                             f"{what} takes (T, features): Transpose around it)")
+    return x, shape
+
+
+@handles("Conv")
+def _conv(imp: Any, node: Any) -> None:
+    x, shape = _spatial_input(imp, node, "convolution")
     props, w, bias, out = _conv_like(imp, node, x, shape[1:], False)
     imp.add(node, "Convolution", props, [x], [out], _flat(w, bias))
 
@@ -287,11 +294,7 @@ def _pool_props(imp: Any, node: Any, sizes: tuple[int, ...]) -> dict[str, Any]:
 
 @handles("MaxPool", "AveragePool")
 def _pool(imp: Any, node: Any) -> None:
-    x = imp.arg(node, 0)
-    shape = imp.sample(x)
-    if len(shape) not in (3, 4):
-        raise imp.fail(node, "1-D pooling on (C, T) has no DIANNE form (DIANNE's temporal "
-                             "pooling takes (T, features): Transpose around it)")
+    x, shape = _spatial_input(imp, node, "pooling")
     kind = "MaxPooling" if node.op_type == "MaxPool" else "AvgPooling"
     imp.add(node, kind, _pool_props(imp, node, shape[1:]), [x], [node.output[0]])
 

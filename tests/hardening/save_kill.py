@@ -92,31 +92,41 @@ def strays(root: Path) -> set[Path]:
     return {p for p in root.rglob(".*.tmp")}
 
 
-def kill_inside_write(root: Path, write: Callable[[], object]) -> set[Path]:
-    """Run ``write`` in a forked child whose first fsync never returns (a stalled disk), kill
-    it there with SIGKILL and return the temporary files it left under ``root``."""
-    before = strays(root)
+def fork_child(body: Callable[[int], object]) -> tuple[int, bool]:
+    """Fork a child that runs ``body(ready)`` and never returns into the caller (it writes one
+    byte to the pipe ``ready`` when it is where it should be killed); wait for that byte.
+    Returns the child's pid and whether the byte came (False: the child ended first)."""
     ready_r, ready_w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the writer: never returns into the caller
+    if pid == 0:
         try:
             os.close(ready_r)
-
-            def stalled(fd: int) -> None:
-                os.write(ready_w, b"!")
-                time.sleep(60)
-
-            os.fsync = stalled  # this process only: it is a fork
-            write()
+            body(ready_w)
         finally:
             os._exit(1)
     os.close(ready_w)
     try:
-        inside = os.read(ready_r, 1) == b"!"
+        return pid, os.read(ready_r, 1) == b"!"
     finally:
         os.close(ready_r)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+
+
+def kill_inside_write(root: Path, write: Callable[[], object]) -> set[Path]:
+    """Run ``write`` in a forked child whose first fsync never returns (a stalled disk), kill
+    it there with SIGKILL and return the temporary files it left under ``root``."""
+    before = strays(root)
+
+    def writer(ready: int) -> None:
+        def stalled(fd: int) -> None:
+            os.write(ready, b"!")
+            time.sleep(60)
+
+        os.fsync = stalled  # this process only: it is a fork
+        write()
+
+    pid, inside = fork_child(writer)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
     if not inside:
         raise AssertionError("the writer ended before it reached a write")
     return strays(root) - before
@@ -143,21 +153,14 @@ def kill_during_saves(root: Path, versions: list[Version], kills: int, seed: int
     stats = KillStats(failures=[], save_ms=save_s * 1000)
     for i in range(kills):
         before = strays(root)
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the saver: never returns into the caller
-            try:
-                os.close(ready_r)
-                os.write(ready_w, b"!")
-                k = i
-                while True:
-                    saver(repo, versions[k % 2])
-                    k += 1
-            finally:
-                os._exit(0)
-        os.close(ready_w)
-        os.read(ready_r, 1)
-        os.close(ready_r)
+
+        def saving(ready: int, k: int = i) -> None:
+            os.write(ready, b"!")
+            while True:
+                saver(repo, versions[k % 2])
+                k += 1
+
+        pid, _ = fork_child(saving)
         time.sleep(rng.uniform(0, 3 * save_s))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
