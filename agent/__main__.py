@@ -2,8 +2,9 @@
 
 Binds its request socket (loopback by default), announces itself over zeroconf unless
 ``--no-discovery``, prints one JSON line on stdout when ready (``{"id", "name", "address",
-"events"}``; scripts and tests read it), logs to stderr, and stops cleanly on SIGINT/SIGTERM:
-it unregisters from zeroconf and closes its sockets.
+"events"}``; scripts and tests read it), logs to stderr, and stops cleanly on SIGINT/SIGTERM
+(and, with ``--exit-with-parent``, when its stdin ends): it unregisters from zeroconf and
+closes its sockets.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse tensors with more elements than this (default 2^28)")
     p.add_argument("--max-deployments", type=_positive, default=64, metavar="N",
                    help="refuse a new deployment beyond N held at once (default 64)")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when stdin reaches its end: the app that started this agent on a "
+                        "pipe went away, however it ended (the desktop app's local agent)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
 
@@ -96,6 +100,9 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.exit_with_parent:
+        threading.Thread(target=_stop_at_end_of_stdin, args=(stop,), name="parent-watch",
+                         daemon=True).start()
     announcer = None
     if not args.no_discovery:
         interface = args.advertise_interface
@@ -113,6 +120,17 @@ def _run(args: argparse.Namespace) -> int:
             announcer.close()
     log.info("dianne-agent %s stopped", agent.name)
     return 0
+
+
+def _stop_at_end_of_stdin(stop: threading.Event) -> None:
+    """Read stdin until its end (the writer, the parent, closed it or died), then stop."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    log.info("stdin closed: the parent is gone, stopping")
+    stop.set()
 
 
 if __name__ == "__main__":

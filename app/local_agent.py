@@ -35,11 +35,12 @@ class LocalAgent:
     def start(self, on_ready: Callable[[dict[str, Any]], None],
               on_failed: Callable[[str], None]) -> None:
         cmd = [sys.executable, "-m", "agent", "--name", self.name, "--bind", "tcp://127.0.0.1:0",
-               "--advertise-interface", "127.0.0.1"]
+               "--advertise-interface", "127.0.0.1", "--exit-with-parent"]
         if self.backend:
             cmd += ["--backend", self.backend]
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console on Windows
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        # stdin: a pipe this process holds open; when it ends, however, the agent stops too
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, creationflags=flags,
                                      start_new_session=os.name == "posix")
         atexit.register(self.stop)

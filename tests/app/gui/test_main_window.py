@@ -227,3 +227,46 @@ def test_app_start_runs_a_local_agent_until_the_window_closes(qtbot, window, mon
     assert local.info["address"].startswith("tcp://127.0.0.1:")
     assert window.close()
     assert proc.wait(5) is not None  # stopped with the window
+
+
+_HOLDER = """
+import sys, threading, time
+from app.local_agent import LocalAgent
+ready = threading.Event()
+agent = LocalAgent("killed-app-agent")
+agent.start(lambda info: ready.set(), lambda msg: sys.exit(msg))
+ready.wait(30)
+print(agent.proc.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_local_agent_stops_when_the_app_is_killed():
+    """The app's local agent reads the app's end of a pipe on stdin (--exit-with-parent): a
+    SIGKILLed app (no atexit, no close) does not leave it running."""
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, DIANNE_BACKEND="numpy"))
+    try:
+        pid = int(holder.stdout.readline())
+        os.kill(pid, 0)  # the agent runs
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            try:  # reap it if it became our child's orphan zombie elsewhere
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError("the local agent outlived the killed app")
+    finally:
+        holder.kill()
