@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine import blas
+from engine.modules.buffers import raw
 from engine.modules.conv_ops import interior, prod, window_view
 
 SHIFTED_MAX_EXTRA_MACS = 2_000_000  # ignored-column work the shifted layout may add
@@ -102,7 +103,7 @@ class ConvPlan:
 
     def _bound(self, xb: Any) -> Any:
         """``run`` for one frozen sample with every operand bound: three calls, no lookups."""
-        copyto, dot, use = np.copyto, np.dot, blas.use
+        copyto, dot, use = raw(np.copyto), raw(np.dot), blas.use
         x_dst, cols_dst, window = self.x_dst, self.cols_dst, self.window
         wb, cols, y, view = self.wb, self.cols[0], self.y[0], self.view
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine import blas
-from engine.modules.buffers import zeros
+from engine.modules.buffers import raw, zeros
 
 MAX_PLANES = 8  # output planes below the GEMM kernel's row tile: where the rearrangement pays
 MAX_WEIGHTS = 8192  # the rearranged (4*O, C*4*DA*DB + 1) matrix is kept while frozen
@@ -102,7 +102,7 @@ class PooledConvPlan:
 
     def bound(self, x_shape: tuple[int, ...]) -> Any:
         """The forward pass as a zero-argument call with every operand bound."""
-        copyto, dot, mx, use = np.copyto, np.dot, np.maximum, blas.use
+        copyto, dot, mx, use = raw(np.copyto), raw(np.dot), np.maximum, blas.use
         copies, cols_dst, window, wb, cols = (self.copies, self.cols_dst, self.window, self.wb,
                                               self.cols)
         y0, y1, y2, y3 = self.y.reshape(4, -1)  # the four phases' blocks

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.modules.base import MAX_TENSOR_VALUES, Module, Prop, register
-from engine.modules.buffers import tailed
+from engine.modules.buffers import raw, tailed
 
 
 @register
@@ -31,7 +31,7 @@ class Input(Module):
             raise self.fail(f"dims declare a sample of more than {MAX_TENSOR_VALUES} values",
                             dims)
         self._buf: Any = None
-        self._copyto = self.xp.copyto
+        self._copyto = raw(self.xp.copyto)
 
     def forward(self, x: Any) -> Any:
         # The copy lands in one reused buffer: successors then see the same array on every

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine import blas
 from engine.modules.base import Module, Prop, register, uniform_fan_in
-from engine.modules.buffers import Slot, bound_or, ones_tail, tailed
+from engine.modules.buffers import Slot, bound_or, ones_tail, raw, tailed
 from engine.modules.freezing import Freezable
 
 
@@ -21,9 +21,15 @@ class Linear(Freezable, Module):
     """Fully connected layer.
 
     Frozen (``Network.eval()``), a small layer whose one-sample input is a ``tailed`` buffer
-    (a 1.0 after its last element: what Input, Linear and MaxPooling allocate) keeps
-    ``[W^T; b]`` and computes ``[x, 1] @ [W^T; b]``: the bias comes with the product instead
-    of a separate add, and the transposed matrix-vector product is the faster one here."""
+    (a 1.0 after its last element: what Input, Linear and MaxPooling allocate) keeps the
+    weights with the bias as one more column, ``[W | b] @ [x; 1]``: the bias comes with the
+    product instead of a separate add. The matrix is kept as ``[W | b]`` for at most
+    ``ROW_MAJOR_MAX_OUT`` outputs and transposed, ``[x, 1] @ [W^T; b]``, for more: OpenBLAS's
+    one-thread matrix-vector product is quicker in those orientations (measured over 84-1024
+    inputs and 10-256 outputs: 0.77 against 1.34 us for 1024 -> 10, 2.2 against 2.5 us for
+    400 -> 120)."""
+
+    ROW_MAJOR_MAX_OUT = 32
 
     type_name = "Linear"
     category = "Layer"
@@ -45,9 +51,9 @@ class Linear(Freezable, Module):
         self._x = None
         self._out = None
         self._slot = Slot()
-        self._dot, self._add = self.xp.dot, self.xp.add
+        self._dot, self._add = raw(self.xp.dot), self.xp.add
         self._act: Module | None = None  # an activation fused by the executor (see fuse)
-        self._kept: Any = None  # frozen: [W^T; b], (n_in + 1, n_out)
+        self._kept: Any = None  # frozen: [W | b] or [W^T; b] (see the class docstring)
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {
@@ -94,13 +100,14 @@ class Linear(Freezable, Module):
         """forward of one sample with its operands bound (then ``post``, the fused activation
         in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it (frozen: one
         product with the kept ``[W^T; b]``); ``gov``: the thread governor of a large product."""
-        params, dot, add, threads = self.params, self.xp.dot, self.xp.add, blas.use_for_vector
+        params, dot, add, threads = self.params, self._dot, self.xp.add, blas.use_for_vector
         if aug is not None:
             kept = self.kept_matrix()
+            a, b = (kept, aug) if self.n_out <= self.ROW_MAJOR_MAX_OUT else (aug, kept)
 
             def run_folded() -> Any:
                 threads()
-                dot(aug, kept, out=out)
+                dot(a, b, out=out)
                 self._x, self._in_shape = flat, in_shape
                 if post is not None:
                     post()
@@ -128,12 +135,18 @@ class Linear(Freezable, Module):
         return run
 
     def kept_matrix(self) -> Any:
-        """``[W^T; b]`` of the current (then read-only) parameters, kept while frozen."""
+        """``[W | b]`` (``n_out`` rows, at most ``ROW_MAJOR_MAX_OUT``) or ``[W^T; b]``
+        (``n_in + 1`` rows) of the current (then read-only) parameters, kept while frozen."""
         if self._kept is None:
-            w = self.params["weight"]
-            kept = np.empty((self.n_in + 1, self.n_out), dtype=w.dtype)
-            kept[: self.n_in] = w.T
-            kept[self.n_in] = self.params["bias"]
+            w, b = self.params["weight"], self.params["bias"]
+            if self.n_out <= self.ROW_MAJOR_MAX_OUT:
+                kept = np.empty((self.n_out, self.n_in + 1), dtype=w.dtype)
+                kept[:, : self.n_in] = w
+                kept[:, self.n_in] = b
+            else:
+                kept = np.empty((self.n_in + 1, self.n_out), dtype=w.dtype)
+                kept[: self.n_in] = w.T
+                kept[self.n_in] = b
             self._kept = kept
             self.lock_params()
         return self._kept

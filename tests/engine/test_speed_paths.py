@@ -394,12 +394,13 @@ def test_phase_gemm_follows_new_weights():
 
 def test_frozen_linear_folds_its_bias_when_the_input_has_a_ones_tail():
     """eval(): a Linear whose one-sample input is a tailed buffer (Input, Linear, MaxPooling
-    outputs) computes [x, 1] @ [W^T; b]; outputs and gradients equal the unfrozen MLP's, the
-    weights are read-only while the matrix is kept, and train() gives them back."""
+    outputs) computes [W | b] @ [x; 1] (few outputs) or [x, 1] @ [W^T; b] (more); outputs and
+    gradients equal the unfrozen MLP's, the weights are read-only while the matrix is kept, and
+    train() gives them back."""
     from engine.modules.buffers import ones_tail, tailed  # noqa: PLC0415
 
-    fast, ref = Network(zoo.mlp([12, 7, 5, 3]), seed=4).eval(), Network(zoo.mlp([12, 7, 5, 3]),
-                                                                         seed=4)
+    sizes = [12, 40, 33, 5, 3]  # 40 outputs: transposed; 33 inputs + 1 = 34 rows; 5, 3: [W | b]
+    fast, ref = Network(zoo.mlp(sizes), seed=4).eval(), Network(zoo.mlp(sizes), seed=4)
     lins = [m for m in fast.modules.values() if m.type_name == "Linear"]
     for _ in range(3):
         x = RNG.standard_normal(12).astype(np.float32)
@@ -409,7 +410,7 @@ def test_frozen_linear_folds_its_bias_when_the_input_has_a_ones_tail():
         ref.zero_grad()
         np.testing.assert_allclose(fast.backward(g)[fast.inputs[0]],
                                    ref.backward(g)[ref.inputs[0]], **F32)
-    assert all(m._kept is not None for m in lins)
+    assert [m._kept.shape for m in lins] == [(13, 40), (41, 33), (5, 34), (3, 6)]
     with pytest.raises(ValueError):
         lins[0].params["bias"][0] = 1.0
     fast.train()
