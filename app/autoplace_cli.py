@@ -13,12 +13,23 @@ from typing import Any
 def add_auto_options(p: Any) -> None:
     """The options of ``--placement auto`` (added to ``dianne deploy``)."""
     p.add_argument("--objective", choices=("latency", "bytes", "throughput"),
-                   default="latency", help="with --placement auto: what to minimise "
+                   help="with --placement auto: what to minimise "
                                            "(latency of one sample, bytes sent, or the "
                                            "period of a pipelined stream; default latency)")
     p.add_argument("--pin", action="append", default=[], metavar="MODULE=AGENT",
                    help="with --placement auto: keep MODULE (uuid or name) on AGENT (id or "
                         "name); repeatable, e.g. --pin Input=camera")
+
+
+def misplaced_auto_options(args: Any) -> str | None:
+    """The usage error when ``--objective`` or ``--pin`` come without ``--placement auto``
+    (they would be ignored), else None."""
+    given = [opt for opt, value in (("--objective", getattr(args, "objective", None)),
+                                    ("--pin", getattr(args, "pin", None))) if value]
+    if given and getattr(args, "placement", None) != "auto":
+        verb = "apply" if len(given) > 1 else "applies"
+        return f"{' and '.join(given)} {verb} only with --placement auto"
+    return None
 
 
 def parse_pins(items: Sequence[str]) -> dict[str, str]:
@@ -49,7 +60,8 @@ def auto_placement(args: Any, desc: Any) -> dict[str, str]:
         if not infos:
             raise DianneError("--placement auto: no DIANNE agent found (start one with "
                               "'dianne-agent', or give --agent tcp://HOST:PORT)")
-        auto = plan_for_agents(desc, infos, objective=getattr(args, "objective", "latency"),
+        objective = getattr(args, "objective", None) or "latency"
+        auto = plan_for_agents(desc, infos, objective=objective,
                                pins=parse_pins(getattr(args, "pin", [])), session=session)
     finally:
         session.close()

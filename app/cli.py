@@ -130,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         return _open_app(args)
+    from app.autoplace_cli import misplaced_auto_options  # noqa: PLC0415  (light)
+
+    misplaced = misplaced_auto_options(args)
+    if misplaced:
+        parser.error(f"{args.command}: {misplaced}")
     handler = getattr(args, "handler", None)
     if handler is None:
         from app import commands  # noqa: PLC0415  (keeps `dianne --help` fast)

@@ -169,3 +169,24 @@ def test_parse_pins() -> None:
                                                               "fc1": "server"}
     with pytest.raises(DianneError, match="MODULE=AGENT"):
         parse_pins(["Input"])
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--objective", "bytes"], "--objective applies"),
+    (["--pin", "Input=device"], "--pin applies"),
+    (["--placement", "plan.json", "--objective", "bytes", "--pin", "Input=device"],
+     "--objective and --pin apply"),
+])
+def test_auto_options_without_placement_auto_are_a_usage_error(extra, named, capsys) -> None:
+    """--objective and --pin mean something only to the planner: given without --placement
+    auto they would be ignored, so the command stops with a usage error naming them."""
+    from app.cli import main  # noqa: PLC0415
+
+    command = ["eval", "mnist-mlp", "--dataset", "MNIST", *extra]
+    if "--placement" in extra:
+        command = ["deploy", "mnist-mlp", *extra]
+    with pytest.raises(SystemExit) as stop:
+        main(command)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{command[0]}: {named} only with --placement auto" in err
