@@ -22,6 +22,9 @@ the same agent resumed, or one restarted at that address with the same or anothe
 the big part deployed again with the kept weights and the emulated link set again) and is then
 forwarded as usual; an agent that comes back elsewhere needs a new :meth:`AgentRunner.connect`.
 :attr:`AgentRunner.status` says which state it is in, in a few words, for the Run tab.
+
+Losing the device: :class:`app.biglittle_device.DeviceLoss` (mixed in) moves the little part to
+the server and back, and :attr:`AgentRunner.little_on` says where it runs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 from agent.client import AgentClient, AgentError, deploy
 from agent.session import Probe
+from app.biglittle_device import DeviceLoss
 from engine.biglittle import BigUnreachable, Parts
 from engine.errors import DianneError
 from engine.link import Link
@@ -70,7 +74,7 @@ def _pick(key: str | None, infos: Sequence[Any], default: int, what: str) -> Any
     raise DianneError(f"--{what}: {key!r} is not one of the agents: {known}. Received: {key}")
 
 
-class AgentRunner:
+class AgentRunner(DeviceLoss):
     """The two parts deployed on a device agent and a server agent."""
 
     def __init__(self, parts: Parts, deployment: Any, clients: list[AgentClient],
@@ -90,6 +94,7 @@ class AgentRunner:
         self._probe: Probe | None = None
         self._back: dict | None = None  # the probe's answer, kept until retry_s has passed
         self._relink = False  # the server restarted: its emulated link is to be set again
+        self._init_device_loss()
 
     @classmethod
     def open(cls, args: argparse.Namespace, parts: Parts, weights: dict, link: Link | None
@@ -145,12 +150,6 @@ class AgentRunner:
                                          timeout)
 
     # ------------------------------------------------------------------ the two parts
-    def little(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._x = np.asarray(x, dtype=np.float32)
-        out = self.dep.forward(self._x, outputs=self._little)
-        payload = out[self._little[1]] if len(self._little) > 1 else self._x
-        return np.asarray(out[self._little[0]]), np.asarray(payload, dtype=np.float32)
-
     def bound_s(self, payload: np.ndarray) -> float:
         """How long ``big`` waits: the link both ways (sample out, answer back) + timeout_s."""
         link = self.link or Link()
@@ -167,14 +166,19 @@ class AgentRunner:
             self.fallbacks += 1
             raise BigUnreachable(f"the big part on {self.server.name} is unreachable ("
                                  f"{self.down}) since {self._down_for():.1f} s", "down")
-        try:
-            return np.asarray(self.dep.forward(self._x, outputs=self.parts.policy.big,
-                                               timeout=max(0.0, end - time.monotonic())))
-        except AgentError as exc:
-            reason = exc.code if exc.code in ("timeout", "gone") else "error"
-            self._lost(reason, exc)
-            self.fallbacks += 1
-            raise BigUnreachable(str(exc), reason, sent=True) from exc
+        for _ in range(2):
+            try:
+                return np.asarray(self.dep.forward(self._x, outputs=self.parts.policy.big,
+                                                   timeout=max(0.0, end - time.monotonic())))
+            except AgentError as exc:
+                if self._device_fault(exc):  # the device went with the sample: once more
+                    self._device_lost(exc)  # from the server (or both gone: raises)
+                    continue
+                reason = exc.code if exc.code in ("timeout", "gone") else "error"
+                self._lost(reason, exc)
+                self.fallbacks += 1
+                raise BigUnreachable(str(exc), reason, sent=True) from exc
+        raise AssertionError("unreachable")  # the device fails at most once
 
     # ------------------------------------------------------------------ losing the server
     def _lost(self, reason: str, exc: Exception) -> None:
@@ -187,12 +191,14 @@ class AgentRunner:
                                 every=max(0.2, min(self.retry_s, 1.0)))
         self._back = None
 
-    def _take_back(self, end: float) -> bool:
+    def _take_back(self, end: float, force: bool = False) -> bool:
         """Whether the server answers again and holds the big part (taken back, redeployed if
-        it restarted), within ``end``; False without waiting while nobody answers."""
+        it restarted), within ``end``; False without waiting while nobody answers (``force``:
+        asks its address now, waiting until ``end`` at most)."""
         info = self._probe.poll() if self._probe is not None else None
         self._back = info or self._back
-        if self._back is None or time.monotonic() - self.down_since < self.retry_s:
+        if not force and (self._back is None or
+                          time.monotonic() - self.down_since < self.retry_s):
             return False
         self._back = None
         try:
@@ -226,19 +232,28 @@ class AgentRunner:
 
     @property
     def status(self) -> str:
-        """In a few words: where the big part is and whether it answers."""
+        """In a few words: where the big part is and whether it answers (and, once the device
+        is lost, where the little part runs)."""
         if self.down is None:
-            return f"big part on {self.server.name}: forwarding"
-        return (f"big part on {self.server.name} unreachable ({self.down}, "
-                f"{self._down_for():.1f} s): the little network answers")
+            big = f"big part on {self.server.name}: forwarding"
+        else:
+            big = (f"big part on {self.server.name} unreachable ({self.down}, "
+                   f"{self._down_for():.1f} s): the little network answers")
+        device = self._device_status()
+        if device is None:
+            return big
+        return device if not self._moved and self.down is not None else f"{device}; {big}"
 
     def close(self) -> None:
         try:
+            self._close_device()
             if self._probe is not None:
                 self._probe.close()
                 self._probe = None
-            if self.link is not None:
-                self._link_request(None, "both" if self.down is None else "device", 2.0)
+            which = {(True, True): "both", (True, False): "device", (False, True): "server"}
+            up = (self.device_gone is None, self.down is None)
+            if self.link is not None and up in which:
+                self._link_request(None, which[up], 2.0)
             self.dep.undeploy()
         except AgentError as exc:  # an agent that is gone keeps what it had; nothing to undo
             log.info("closing the Big-Little deployment: %s", exc)

@@ -25,7 +25,9 @@ gives the threshold trade-off curve from one pass over a dataset.
 When the big part cannot answer (a runner's ``big`` raises :class:`BigUnreachable`: its agent
 is gone, or it did not answer within the runner's bound), :meth:`BigLittle.classify` still
 answers, with the little network's verdict (its top class, ``"other"`` included, and that
-class's probability) marked ``fallback=True`` with the runner's ``reason``.
+class's probability) marked ``fallback=True`` with the runner's ``reason``. A runner whose little
+part had to leave the device (its agent lost) says where it runs in its ``little_on`` attribute
+(an agent's name; None while on the device), and every answer carries it.
 """
 
 from __future__ import annotations
@@ -246,7 +248,8 @@ class BigUnreachable(DianneError):
 
 class PartRunner(Protocol):
     """Runs the two parts: ``little(x) -> (little values, payload)``, ``big(payload) -> values``
-    (or :class:`BigUnreachable`, never a wait without end)."""
+    (or :class:`BigUnreachable`, never a wait without end). Optional attribute ``little_on``:
+    the agent that runs the little part when that is not the device (None, or absent, else)."""
 
     def little(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -298,7 +301,10 @@ class Answer:
     """One classification: the label, which part answered, and what it cost. A fallback
     answer (the big part unreachable) is the little network's top class and its probability,
     ``answered_by="little"``, ``fallback=True`` and ``reason`` one of :data:`FALLBACK_REASONS`;
-    ``big_ms`` is then the time spent waiting on the big part (None when it was not asked)."""
+    ``big_ms`` is then the time spent waiting on the big part (None when it was not asked).
+    ``little_on``: the agent that ran the little part when the device could not (its agent was
+    lost and the little part moved, e.g. to the server); None when it ran on the device. It is
+    independent of ``fallback``, which says only that the big part did not answer."""
 
     label: str
     answered_by: str  # "little" or "big"
@@ -309,6 +315,7 @@ class Answer:
     bytes_sent: int
     fallback: bool = False
     reason: str | None = None  # why the big part did not answer (fallback answers only)
+    little_on: str | None = None  # where the little part ran, when not on the device
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -332,7 +339,7 @@ class BigLittle:
         k = int(top[0])
         if local[0]:
             return Answer(parts.little_labels[k], "little", float(probs[k]), (t1 - t0) * 1e3,
-                          (t1 - t0) * 1e3, None, 0)
+                          (t1 - t0) * 1e3, None, 0, little_on=self._little_on())
         try:
             values = self.runner.big(payload)
         except BigUnreachable as exc:
@@ -340,9 +347,14 @@ class BigLittle:
             self.fallbacks += 1
             return Answer(parts.little_labels[k], "little", float(probs[k]), (t2 - t0) * 1e3,
                           (t1 - t0) * 1e3, (t2 - t1) * 1e3 if exc.sent else None,
-                          int(payload.nbytes) if exc.sent else 0, True, exc.reason)
+                          int(payload.nbytes) if exc.sent else 0, True, exc.reason,
+                          self._little_on())
         big = probabilities(np.ravel(values), parts.big_kind)
         t2 = time.perf_counter()
         b = int(np.argmax(big))
         return Answer(parts.big_labels[b], "big", float(big[b]), (t2 - t0) * 1e3,
-                      (t1 - t0) * 1e3, (t2 - t1) * 1e3, int(payload.nbytes))
+                      (t1 - t0) * 1e3, (t2 - t1) * 1e3, int(payload.nbytes),
+                      little_on=self._little_on())
+
+    def _little_on(self) -> str | None:
+        return getattr(self.runner, "little_on", None)

@@ -222,7 +222,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{desc.name}: {answer.label} (p = {answer.probability:.4f}), answered by "
                       f"the {answer.answered_by} network in {answer.latency_ms:.2f} ms"
                       + (f" (fallback: the big part is unreachable, {answer.reason})"
-                         if answer.fallback else ""))
+                         if answer.fallback else "")
+                      + (f" (the device agent is gone: the little part ran on "
+                         f"{answer.little_on})" if answer.little_on else ""))
             return 0
         dataset, targets = open_eval_dataset(args, parts.big_labels, desc.name)
         update, done = progress_bar(len(dataset), args.no_progress)
@@ -242,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         "latency_ms_mean": float(lat.mean()), "latency_ms_p99": float(np.percentile(lat, 99)),
         "bytes_sent": int(sum(a.bytes_sent for a in answers)),
         "fallbacks": int(sum(a.fallback for a in answers)),
+        "little_on_server": int(sum(a.little_on is not None for a in answers)),
         "answers": [a.to_json() for a in answers],
     }
     if args.json:
@@ -252,7 +255,9 @@ def _run(args: argparse.Namespace) -> int:
           f"{summary['latency_ms_mean']:.2f} ms, p99 {summary['latency_ms_p99']:.2f} ms, "
           f"{summary['bytes_sent']} bytes sent"
           + (f"; {summary['fallbacks']} answered by the little network alone (fallback: the "
-             f"big part was unreachable)" if summary["fallbacks"] else ""))
+             f"big part was unreachable)" if summary["fallbacks"] else "")
+          + (f"; {summary['little_on_server']} with the little part on the server (the device "
+             f"agent was gone)" if summary["little_on_server"] else ""))
     return 0
 
 

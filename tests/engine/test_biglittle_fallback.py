@@ -84,7 +84,8 @@ def test_a_fallback_answer_is_the_little_verdict_marked():
         # one JSON shape for every answer
         assert list(json.loads(json.dumps(got.to_json()))) == [
             "label", "answered_by", "probability", "latency_ms", "little_ms", "big_ms",
-            "bytes_sent", "fallback", "reason"]
+            "bytes_sent", "fallback", "reason", "little_on"]
+        assert got.little_on is None
 
 
 def _stream(bl, xs, threshold=None, gap_s=0.0):
