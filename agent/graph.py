@@ -2,9 +2,9 @@
 
 A deployment's description may name module types this process does not know (they live on
 another agent, which knows them); these helpers answer without instantiating anything and treat
-an unknown type as neither a fork nor recurrent. :func:`cut_memories` cuts the edges into
-``Memory`` modules exactly as the local executor does, so the client (:mod:`agent.deployment`)
-and every agent (:mod:`agent.host`) see the same acyclic graph.
+an unknown type as neither a fork nor recurrent nor holding state. :func:`cut_memories` cuts the
+edges into ``Memory`` modules exactly as the local executor does, so the client
+(:mod:`agent.deployment`) and every agent (:mod:`agent.host`) see the same acyclic graph.
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ def is_fork(type_name: str) -> bool:
 def is_recurrent(type_name: str) -> bool:
     """Whether a module type is recurrent (a Memory: emits a state, fed after the pass)."""
     return bool(getattr(_class(type_name), "recurrent", False))
+
+
+def holds_state(type_name: str) -> bool:
+    """Whether a module type holds recurrent state (a Memory, or a composite with one inside);
+    a type this process does not know counts as none."""
+    cls = _class(type_name)
+    if cls is None:
+        return False
+    if getattr(cls, "recurrent", False):
+        return True
+    spec = getattr(cls, "spec", None)
+    return spec is not None and any(holds_state(md.type) for md in
+                                    spec.description.modules.values() if "$" not in md.type)
 
 
 def cut_memories(desc: NetworkDescription, pred: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -16,7 +16,10 @@ a Memory the sample needs), and once its predecessor has run, that value is its 
 over here, or sent as a ``state`` tensor from the predecessor's agent. The Memory's agent then
 reports ``state`` to the client, which starts the next sample only after every update of this
 one landed (samples of a deployment with Memory modules run one at a time), so the sequence is
-the local one.
+the local one. The state of the local Memories (and recurrent composites) can be read and set
+(:meth:`Fragment.states`, :meth:`Fragment.set_states`: what a move carries, see
+:mod:`agent.state_carry`); each also keeps the state it held before its last update, so the
+update of a sample lost in a failover can be undone.
 
 Backward (in reverse over the plan of the last forward, stopping at a Memory) is
 :class:`agent.backward.Backward`, mixed in; the plans and per-sample records are :mod:`agent.plan`;
@@ -35,6 +38,7 @@ import numpy as np
 from agent.backward import Backward
 from agent.graph import cut_memories
 from agent.plan import MAX_IN_FLIGHT, Plan, Run, Step, build_plan
+from agent.state_carry import memories_of, module_states, set_module_states
 from engine.backends import Backend
 from engine.description import NetworkDescription
 from engine.errors import DianneError, FormatError, ModuleError
@@ -93,6 +97,8 @@ class Fragment(Backward):
         self._runs: OrderedDict[str, Run] = OrderedDict()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._grads: OrderedDict[str, tuple[list[Step], dict[str, list]]] = OrderedDict()
+        # module -> (sample, its state before that sample updated it): undoes a lost sample
+        self._before: dict[str, tuple[str, list[Any]]] = {}
         self.last_outputs: tuple[str, ...] | None = None
         self.send: Send | None = None
         self.report: Report | None = None
@@ -206,6 +212,8 @@ class Fragment(Backward):
                     continue
                 if step.module.type_name == "Input":
                     arg = self.backend.asarray(arg, step.module.dtype)
+                elif step.keeps:
+                    self._before[step.mid] = (sample, module_states(step.module))
                 out = self._call(step.module, "forward", arg)
             run.values[step.mid] = out
             run.fresh.append(step.mid)
@@ -227,6 +235,7 @@ class Fragment(Backward):
         # (it emits in the sample's first step here, so in practice at once).
         for memory in [m for m in run.updates if m in run.values]:
             mod = self.modules[memory]
+            self._before[memory] = (sample, [mod.state])  # forward stores a new array
             self._call(mod, "forward", self.backend.asarray(run.updates.pop(memory), mod.dtype))
             run.awaiting.discard(memory)
             self.report("state", sample, memory, None)
@@ -272,7 +281,31 @@ class Fragment(Backward):
         reset = [m for m, mod in self.modules.items() if hasattr(mod, "reset_state")]
         for mid in reset:
             self.modules[mid].reset_state()
+        self._before.clear()
         return reset
+
+    def states(self, which: list[str] | None = None, before: list[str] | tuple = ()
+               ) -> dict[str, list[np.ndarray | None]]:
+        """The state tensors (on the host) of each local module of ``which`` (all when None)
+        that holds state (:mod:`agent.state_carry`); for a module last updated by a sample of
+        ``before``, the state it held before that update."""
+        mids = list(self.modules) if which is None else which
+        out: dict[str, list[np.ndarray | None]] = {}
+        for mid in mids:
+            mod = self.local_module(mid)
+            if not memories_of(mod):
+                continue
+            kept = self._before.get(mid)
+            values = kept[1] if kept is not None and kept[0] in before else module_states(mod)
+            out[mid] = [None if v is None else np.asarray(self.backend.to_host(v), np.float32)
+                        for v in values]
+        return out
+
+    def set_states(self, states: dict[str, list[Any]]) -> None:
+        """Give local modules these state tensors (None: zeros), as ``states`` returned them."""
+        for mid, values in states.items():
+            set_module_states(self.local_module(mid), values)
+            self._before.pop(mid, None)
 
     def train(self, mode: bool) -> None:
         for mod in self.modules.values():

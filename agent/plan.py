@@ -35,6 +35,7 @@ class Step:
     emits: bool = False                    # a Memory: emits its state, needs no input
     # Memories fed my output after the pass: (memory, its agent or None when local, my slot)
     states: list[tuple[str, str | None, int]] = field(default_factory=list)
+    keeps: bool = False                    # a recurrent composite: its forward updates a state
 
 
 @dataclass
@@ -85,7 +86,8 @@ def build_plan(frag: Fragment, outputs: tuple[str, ...]) -> Plan:
         n_grads = 1 if m in outputs else sum(1 for s in frag.succ[m]
                                              if s in live and m in frag.pred[s])
         steps.append(Step(m, mod, sources, remote, m in outputs, n_grads, to_pred,
-                          bool(getattr(mod, "recurrent", False)), states))
+                          bool(getattr(mod, "recurrent", False)), states,
+                          bool(getattr(mod, "memories", None))))
     inputs = [s.mid for s in steps if s.module.type_name == "Input"]
     back = [s for s in reversed(steps) if s.mid in live]
     memories = tuple(s.mid for s in steps if s.emits and s.mid in frag.delayed)

@@ -29,6 +29,13 @@ Content keys (tensors are referred to by index into the message's tensor list):
 - ``reset_state`` {deployment, token?} -> ``ok`` {modules}: the local Memory modules (and
   recurrent composites) start a new sequence (zero state); from the deploying session or with
   the token.
+- ``get_state`` {deployment, modules?, before? [sample], token?} -> ``state`` {deployment,
+  modules {uuid: [tensor | null]}}: the state of each local module (of ``modules``) that holds
+  one (a Memory: one tensor; a recurrent composite: one per inner Memory; null: none yet,
+  zeros); for a module last updated by a sample in ``before`` (lost in a failover, to be sent
+  again), the state it held before. ``set_state`` {deployment, modules {uuid: [tensor |
+  null]}, token?} -> ``ok`` {modules}: sets them (what a move carries, :mod:`agent.state_carry`).
+  Both from the deploying session or with the token.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from typing import Any
 from agent import protocol as P
 from agent.handlers import handler
 from agent.host import Fragment
+from agent.state_carry import decode, encode
 from engine.description import parse_network
 from engine.errors import DianneError, ModuleError
 
@@ -269,6 +277,36 @@ def reset_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
     if not _allowed(frag, sender, msg.content.get("token")):
         _refuse(agent, "reset_state", frag.id, sender)
     return msg.reply("ok", {"deployment": frag.id, "modules": frag.reset_state()})
+
+
+def _ids(value: Any, key: str, what: str) -> list[str] | None:
+    if value is not None and not (isinstance(value, list) and
+                                  all(isinstance(m, str) for m in value)):
+        raise P.ProtocolError(P.E_BAD_REQUEST, f"{what}: '{key}' is a list of ids. "
+                                               f"Received: {str(value)[:60]}")
+    return value
+
+
+@handler("get_state")
+def get_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, "get_state", frag.id, sender)
+    which = _ids(msg.content.get("modules"), "modules", "get_state")
+    before = _ids(msg.content.get("before"), "before", "get_state") or []
+    reply = msg.reply("state", {"deployment": frag.id})
+    reply.content["modules"] = encode(reply, frag.states(which, before))
+    return reply
+
+
+@handler("set_state")
+def set_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
+    frag = fragment(agent, msg)
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, "set_state", frag.id, sender)
+    states = decode(msg, msg.content.get("modules"), "set_state")
+    frag.set_states(states)
+    return msg.reply("ok", {"deployment": frag.id, "modules": sorted(states)})
 
 
 @handler("mode")
