@@ -17,7 +17,9 @@ emits its state at the start of a sample and takes its predecessor's value after
 and is done only when its Outputs arrived *and* every such Memory reported its new state; the
 samples of such a forward run one at a time (``forward_many`` forces ``window`` to 1), so sample
 n+1 never sees a Memory before sample n updated it. :meth:`Deployment.reset_state` starts a new
-sequence.
+sequence. A Memory keeps its state through ``place``/``move`` (it travels with a moved Memory)
+and through a failover that spares its agent; one that dies with its agent restarts from zeros on
+the fallback, listed in the failover record's ``state_reset``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from agent.discovery import AgentInfo
 from agent.failover import Failover
 from agent.graph import cut_memories, is_recurrent
 from agent.session import AgentError, Conn, Session
+from agent.state_carry import fetch_states, restore_states
 from engine.description import NetworkDescription, dumps_network
 from engine.topology import link, topological_order, upstream
 
@@ -63,11 +66,15 @@ class Deployment(Failover):
 
     # ------------------------------------------------------------------ placement
     def place(self, placement: dict[str, str], weights: Mapping[str, Any] | None = None,
-              *, gone: Iterable[str] = (), timeout: float | None = None) -> None:
-        """(Re)deploy with ``placement``; a module that moves takes its parameters along.
-        Agents in ``gone`` are left alone (no undeploy, no parameters fetched from them);
-        ``timeout`` bounds each agent's answer."""
+              *, gone: Iterable[str] = (), timeout: float | None = None,
+              undo: Iterable[str] = ()) -> None:
+        """(Re)deploy with ``placement``; a module that moves takes its parameters along, and
+        its recurrent state (a Memory's) too: the next sample sees the state it left. Agents in
+        ``gone`` are left alone (no undeploy, nothing fetched from them); ``timeout`` bounds
+        each agent's answer; ``undo``: samples lost in a failover, to be sent again, whose state
+        updates on live agents are undone (:mod:`agent.state_carry`)."""
         gone = set(gone) | self.lost
+        states = fetch_states(self, placement, gone, undo, timeout)
         moved = [m for m, a in placement.items()
                  if self.placement.get(m) not in (None, a) and self.placement[m] not in gone]
         carry = {m: np.asarray(w, np.float32) for m, w in (weights or {}).items()}
@@ -94,9 +101,11 @@ class Deployment(Failover):
         self.placement = dict(placement)
         self.conns = {a: self.all_conns[a] for a in set(placement.values())}
         self._watch.clear()
+        restore_states(self, states, timeout)
 
     def move(self, module: str, agent: str) -> None:
-        """Move one module (UUID or name) to another agent (id or name) with its parameters."""
+        """Move one module (UUID or name) to another agent (id or name) with its parameters
+        (and, a Memory, its state)."""
         new = dict(self.placement)
         new[self.description.module(module).id] = self._agent_id(agent)
         self.place(new)
@@ -232,7 +241,7 @@ class Deployment(Failover):
             try:
                 got = self._collect(pending[0][0], expect, wanted, timeout)
             except AgentError as exc:
-                record = self._recover(exc)
+                record = self._recover(exc, [sample for sample, _ in pending])
                 if record is None:
                     for sample, _ in pending:
                         self.session.forget(sample)

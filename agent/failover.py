@@ -7,8 +7,14 @@ stops its heartbeat (gone after 1.4 s) is replaced: its modules are deployed on 
 the kept weights (nothing is fetched from the dead agent and nothing is sent to it), the other
 agents are told the new placement (their modules keep their parameters), and ``forward`` /
 ``forward_many`` send the samples that were in flight again, so none is lost and the order is
-kept. Each failover is recorded in ``Deployment.failovers``. Without a fallback the
+kept. Each failover is recorded in ``Deployment.failovers`` and logged. Without a fallback the
 :class:`AgentError` naming the dead agent reaches the caller, as before.
+
+Recurrent state: a module holding state (a ``Memory``, a recurrent composite) on the dead agent
+lost it with the agent; it restarts from zeros on the fallback, and the record's ``state_reset``
+lists those modules (the log line names them). The Memories of live agents keep their state: an
+update that a sample lost in the failover already made is undone before that sample is sent
+again, so it updates them once.
 
 An agent that stopped answering can be let go (:meth:`Failover.disconnect`: its sockets close,
 nothing waits on it) and taken back when it answers again, restarted or not
@@ -17,15 +23,20 @@ nothing waits on it) and taken back when it answers again, restarted or not
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from agent import protocol as P
+from agent.graph import holds_state
 from agent.resolve import _match_agent
 from agent.session import HELLO_TIMEOUT_S, AgentError, Conn, Session
+from engine.description import NetworkDescription
+
+log = logging.getLogger(__name__)
 
 AgentRef = Any  # an address "tcp://...", an AgentInfo, an AgentClient, or a known id/name
 
@@ -42,6 +53,7 @@ class Failover:
     fallbacks: list[str]
     failovers: list[dict[str, Any]]
     lost: set[str]
+    description: NetworkDescription
     _watch: dict[tuple[str, ...], list[str]]
     place: Callable[..., None]
 
@@ -69,9 +81,11 @@ class Failover:
         name of an agent this deployment knows; it is connected to now."""
         self.fallbacks = [self._connect(a).info.id for a in agents]
 
-    def fail_over(self, agent: str) -> dict[str, Any]:
+    def fail_over(self, agent: str, resent: Sequence[str] = ()) -> dict[str, Any]:
         """Move every module of ``agent`` (gone) to the first live fallback, with the kept
-        weights; returns the record added to :attr:`failovers`."""
+        weights (its modules' recurrent state restarts from zeros); ``resent``: the samples in
+        flight, to be sent again (their state updates on live agents are undone). Returns the
+        record added to :attr:`failovers`."""
         t0 = time.monotonic()
         dead = self._agent_id(agent)
         label = self.all_conns[dead].label
@@ -84,12 +98,19 @@ class Failover:
                              agent=dead)
         to = live[0]
         modules = sorted(m for m, a in self.placement.items() if a == dead)
-        self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead})
+        reset = [m for m in modules if holds_state(self.description.modules[m].type)]
+        self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead},
+                   undo=resent)
         self.session.drop(self.all_conns.pop(dead))
         record = {"agent": dead, "fallback": to, "modules": modules,
                   "redeploy_s": time.monotonic() - t0, "resent": 0, "time": time.time(),
-                  "monotonic": t0}
+                  "monotonic": t0, "state_reset": reset}
         self.failovers.append(record)
+        log.warning("deployment %s: %s is gone; its %d module(s) now run on %s (redeployed in "
+                    "%.0f ms)%s", self.id, label, len(modules), self.all_conns[to].label,
+                    record["redeploy_s"] * 1e3,
+                    f"; the state of {', '.join(reset)} was lost with it and restarts from "
+                    f"zeros" if reset else "; no recurrent state lost")
         return record
 
     def disconnect(self, agent: str) -> None:
@@ -143,9 +164,10 @@ class Failover:
         return {"agent": new, "was": old, "redeployed": not same,
                 "seconds": time.monotonic() - t0}
 
-    def _recover(self, exc: AgentError) -> dict[str, Any] | None:
+    def _recover(self, exc: AgentError, resent: Sequence[str] = ()) -> dict[str, Any] | None:
         """Fail over when ``exc`` says an agent of this deployment is gone and a fallback is
-        configured; None when the error is not one failover can mend."""
+        configured (``resent``: the samples to send again); None when the error is not one
+        failover can mend."""
         if exc.code != "gone" or exc.agent not in self.conns or not self.fallbacks:
             return None
-        return self.fail_over(exc.agent)
+        return self.fail_over(exc.agent, resent)

@@ -47,6 +47,7 @@ def test_stream_continues_on_the_fallback_with_the_kept_weights(spawn) -> None:
         moved = sorted(m for m, a in placement.items() if a == two.id)
         assert record["agent"] == two.id and record["fallback"] == spare.id
         assert record["modules"] == moved
+        assert record["state_reset"] == []  # no recurrent state to lose in an MLP
         assert {dep.placement[m] for m in moved} == {spare.id}
         assert 1 <= record["resent"] <= 8
         # results already on their way still arrive; the stall ends with the first result
