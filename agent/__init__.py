@@ -15,7 +15,7 @@ Client API (:mod:`agent.client`)::
     ys = list(dep.forward_many(xs, window=8))   # pipelined, in order, none lost
     dep.backward(grad_y)                 # Input id -> gradient; parameter grads accumulate
     dep.get_weights(grads=True); dep.set_weights(w); dep.zero_grad(); dep.train()
-    dep.move("<module>", "<agent>")      # redeploy one module elsewhere, parameters included
+    dep.move("<module>", "<agent>")      # move one module: its parameters and state go along
     dep.set_fallback(spare)              # or deploy(..., fallback=spare): a dead agent's modules
                                          # go there with the kept weights, in-flight samples are
                                          # sent again (dep.failovers records each failover)
