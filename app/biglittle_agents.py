@@ -242,7 +242,7 @@ class AgentRunner(DeviceLoss):
         device = self._device_status()
         if device is None:
             return big
-        return device if not self._moved and self.down is not None else f"{device}; {big}"
+        return device if self.down is not None else f"{device}; {big}"
 
     def close(self) -> None:
         try:

@@ -82,7 +82,7 @@ class DeviceLoss:
                 self._device_lost(exc)
             elif self._moved and exc.code in ("gone", "timeout"):
                 self._lost(exc.code, exc)  # the server held the little part: nothing is left
-                raise self._both_gone(exc) from exc
+                raise self._both_gone(str(exc)) from exc
             else:
                 raise
             try:
@@ -91,7 +91,7 @@ class DeviceLoss:
                 if again.code not in ("gone", "timeout"):
                     raise
                 self._lost(again.code, again)
-                raise self._both_gone(again) from again
+                raise self._both_gone(str(again)) from again
         payload = out[self._little[1]] if len(self._little) > 1 else self._x
         return np.asarray(out[self._little[0]]), np.asarray(payload, dtype=np.float32)
 
@@ -111,9 +111,8 @@ class DeviceLoss:
             return
         if not self._moved:  # both were lost: the server may answer again
             self._device_lost(None)
-        elif self.down is not None and not self._take_back(
-                time.monotonic() + self._wait_s(), force=True):
-            raise self._both_gone(None)
+        elif not self._server_back():
+            raise self._both_gone(self._silent_server())
 
     # ------------------------------------------------------------------ losing the device
     def _device_lost(self, exc: AgentError | None) -> None:
@@ -123,21 +122,22 @@ class DeviceLoss:
             log.warning("the device agent %s is gone: the little part moves to %s. %s",
                         self.device.name, self.server.name, exc)
             self.device_gone, self.device_since = "gone", time.monotonic()
+            self.dep.disconnect(self.device.id)  # nothing waits on it, nothing is sent to it
             self._device_probe = Probe(self.dep.session, self.device.address,
                                        every=max(0.2, min(self.retry_s, 1.0)))
-        # forced: a device that died while a sample waited for the big part may have been
-        # taken for the server, which then answers at once
-        if self.down is not None and not self._take_back(
-                time.monotonic() + self._wait_s(), force=True):
-            raise self._both_gone(exc)
+        if not self._server_back():
+            raise self._both_gone(self._silent_server())
         self.dep.set_fallback(self.server.id)
         try:
             record = self.dep.fail_over(self.device.id)
         except AgentError as err:
             if err.code not in ("gone", "timeout"):
                 raise
-            self._lost(err.code, err)
-            raise self._both_gone(err) from err
+            why = str(err) if err.agent != self.device.id else (  # no live fallback: silent
+                f"no heartbeat from the server agent for "
+                f"{time.monotonic() - self.dep.all_conns[self.server.id].last_seen:.1f} s")
+            self._lost(err.code, AgentError(why, err.code))
+            raise self._both_gone(why) from err
         finally:
             self.dep.set_fallback()  # only this move: a lost server must not take the device's
         self._moved = True
@@ -158,6 +158,7 @@ class DeviceLoss:
                 self.dep.set_fallback(was.address)  # connects it: the deployment knows it again
                 self.device = self.dep.all_conns[self.dep.fallbacks[0]].info
                 self.dep.set_fallback()
+                self.dep.lost.discard(self.device.id)  # let go when it was lost: back now
                 mine = set(self.parts.device.modules)
                 self.dep.place({m: (self.device.id if m in mine else a) for m, a in old.items()},
                                timeout=wait)
@@ -187,20 +188,30 @@ class DeviceLoss:
             self._device_probe = None
         return True
 
-    def _both_gone(self, exc: Exception | None) -> DianneError:
+    def _server_back(self) -> bool:
+        """Whether the server answers (asked now, for :meth:`_wait_s` at most, when it was
+        lost: a device that died while a sample waited for the big part may have been taken
+        for the server, which then answers at once)."""
+        return self.down is None or self._take_back(time.monotonic() + self._wait_s(), True)
+
+    def _silent_server(self) -> str:
+        return f"no agent answers at {self.server.address} within {self._wait_s():.1f} s"
+
+    def _both_gone(self, why: str) -> DianneError:
         d, s = self.device, self.server
-        why = str(exc).splitlines()[0] if exc is not None and str(exc) else "no answer"
+        why = (why.splitlines() or ["no answer"])[0]
         return DianneError(f"both agents are gone: the device agent {d.name} ({d.id}) at "
                            f"{d.address} and the server agent {s.name} ({s.id}) at {s.address}; "
                            f"no agent can run the little part. Received: {why}")
 
     def _device_status(self) -> str | None:
-        """The device's part of the status line (None while the device runs the little part)."""
+        """The device's part of the status line (None while the device runs the little part;
+        the whole line once the server is lost too)."""
         if self.device_gone is None:
             return None
-        if self._moved:
-            return f"device {self.device.name} gone: little part on {self.server.name}"
-        return f"device {self.device.name} and server {self.server.name} gone: no answers"
+        if self.down is not None:
+            return f"device {self.device.name} and server {self.server.name} gone: no answers"
+        return f"device {self.device.name} gone: little part on {self.server.name}"
 
     def _close_device(self) -> None:
         if self._device_probe is not None:

@@ -97,6 +97,41 @@ def test_device_killed_little_part_moves_to_the_server_and_back():
         server.kill()
 
 
+def test_device_killed_while_a_sample_waits_for_the_big_part():
+    """The forwarded sample goes through the device agent: its loss looks like the server's
+    (a timeout), so that sample is answered by the little network (fallback); the next one
+    finds the device gone, takes the server back at once and moves the little part there."""
+    bl, local, device, server = setup(["d4-device", "d4-server"])
+    runner = bl.runner
+    xs = samples(12, seed=3)
+    want = [local.classify(x) for x in xs]
+    k = next(i for i, w in enumerate(want) if w.answered_by == "big")
+    little = runner.little
+
+    def little_then_kill(x):
+        out = little(x)
+        kill(device)
+        return out
+
+    try:
+        runner.little = little_then_kill
+        a = bl.classify(xs[k])
+        runner.little = little
+        assert a.fallback and a.reason == "timeout" and a.little_on is None
+        t0 = time.monotonic()
+        after = [bl.classify(x) for x in xs]
+        assert time.monotonic() - t0 < BOUND_S
+        assert all(same(g, w, "d4-server") for g, w in zip(after, want, strict=True))
+        (record,) = runner.rejoins
+        assert record["agent"] == server.id and not record["redeployed"]
+        assert runner.status == ("device d4-device gone: little part on d4-server; "
+                                 "big part on d4-server: forwarding")
+    finally:
+        runner.close()
+        device.kill()
+        server.kill()
+
+
 def test_device_then_server_killed_raises_one_line_naming_both():
     bl, local, device, server = setup(["d2-device", "d2-server"])
     xs = samples(12, seed=7)
@@ -118,11 +153,21 @@ def test_device_then_server_killed_raises_one_line_naming_both():
         server.kill()
 
 
-def test_both_killed_at_once_raises_within_a_bounded_time():
-    bl, local, device, server = setup(["d3-device", "d3-server"])
-    xs = samples(6, seed=9)
+def test_both_killed_at_once_raises_then_answers_once_the_server_is_back():
+    desc = pair(threshold=0.3)
+    weights = Network(desc, seed=5).get_weights()
+    parts = split(desc)
+    local = BigLittle(parts, LocalRunner(parts, weights))
+    port, server_id = free_port(), "d3e5e2a0-0000-4000-8000-00000000beef"
+    (device,) = start_agents(["d3-device"])
+    server = start_server("d3-server", server_id, port)
+    runner = AgentRunner.connect(parts, weights, [device.address, server.address], "d3-device",
+                                 "d3-server", timeout_s=0.3, retry_s=0.5)
+    bl = BigLittle(parts, runner)
+    xs = samples(12, seed=9)
+    want = [local.classify(x) for x in xs]
     try:
-        assert all(same(bl.classify(x), local.classify(x)) for x in xs[:3])
+        assert all(same(bl.classify(x), w) for x, w in zip(xs[:3], want, strict=False))
         kill(device)
         kill(server)
         for x in xs[3:5]:
@@ -131,9 +176,22 @@ def test_both_killed_at_once_raises_within_a_bounded_time():
                 bl.classify(x)
             assert time.monotonic() - t0 < BOUND_S
             _names_both(str(caught.value), device, server)
-        assert bl.runner.status == "device d3-device and server d3-server gone: no answers"
+        assert runner.status == "device d3-device and server d3-server gone: no answers"
+
+        server = start_server("d3-server", server_id, port)  # restarted: it holds nothing
+        deadline, answered = time.monotonic() + 10.0, None
+        while answered is None and time.monotonic() < deadline:
+            try:
+                answered = bl.classify(xs[5])
+            except DianneError:
+                time.sleep(0.05)
+        assert answered is not None, runner.status
+        got = [answered] + [bl.classify(x) for x in xs[6:]]
+        assert all(same(g, w, "d3-server") for g, w in zip(got, want[5:], strict=True))
+        (record,) = runner.rejoins
+        assert record["agent"] == server_id and record["redeployed"]
     finally:
-        bl.runner.close()
+        runner.close()
         device.kill()
         server.kill()
 
