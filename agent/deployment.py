@@ -218,6 +218,8 @@ class Deployment(Failover):
     def _stream(self, xs: Iterable[Any], outputs: Sequence[str] | str | None, window: int,
                 keep: bool, timeout: float | None = None) -> Iterator[Any]:
         wanted, single = self._outputs(outputs)
+        if self.lost:
+            self._around_let_go(wanted)
         updated = [m for m in self.memories(wanted) if m in self.delayed]
         expect = [*wanted, *updated]  # a Memory reports once it holds its new state
         if updated:
@@ -255,6 +257,21 @@ class Deployment(Failover):
                 continue
             pending.popleft()
             yield got[wanted[0]] if single else {o: got[o] for o in wanted}
+
+    def _around_let_go(self, wanted: tuple[str, ...]) -> None:
+        """Before a forward that needs modules of an agent let go by ``disconnect``: fail over
+        to a configured fallback, else raise ``gone`` naming it (nobody listens to it, so
+        waiting for its results would never end)."""
+        lost = sorted({self.placement[m] for m in self._needed(wanted)} & self.lost)
+        if not lost:
+            return
+        conn = self.all_conns.get(lost[0])
+        exc = AgentError(f"{conn.label if conn else lost[0]} was let go (disconnected) and "
+                         f"holds modules this forward needs: rejoin it or set a fallback",
+                         "gone", agent=lost[0])
+        if self._recover(exc, []) is None:
+            raise exc
+        self._around_let_go(wanted)  # another let-go agent may hold some too
 
     def backward(self, grad_outputs: Any) -> dict[str, np.ndarray]:
         """Back-propagate from the Outputs of the last forward; Input id -> gradient."""

@@ -90,3 +90,28 @@ def test_single_forward_fails_over_and_an_error_without_fallback(spawn) -> None:
             dep.forward(x)
     finally:
         dep.session.close()
+
+
+def test_forward_needing_a_let_go_agent_fails_at_once_or_fails_over(spawn) -> None:
+    """An agent let go by disconnect() takes no part in later forwards: a forward that needs
+    its modules raises a one-line 'gone' error naming it at once (no wait on an agent nobody
+    listens to), and with a fallback configured it fails over to it instead."""
+    one, two, spare = spawn(["g-one", "g-two", "g-spare"])
+    desc = mlp([16, 8, 4])
+    net = Network(desc, seed=3)
+    dep = deploy(desc, net.get_weights(), split(net, one.id, two.id),
+                 [one.address, two.address])
+    try:
+        x = np.random.default_rng(0).random(16, dtype=np.float32)
+        dep.disconnect(two.id)
+        t0 = time.monotonic()
+        with pytest.raises(AgentError, match="g-two.*let go") as err:
+            dep.forward(x)  # no timeout given: it must not wait
+        assert err.value.code == "gone" and time.monotonic() - t0 < 1.0
+        assert "\n" not in str(err.value)
+        dep.set_fallback(spare.address)
+        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        assert dep.failovers[-1]["agent"] == two.id
+        assert dep.failovers[-1]["fallback"] == spare.id
+    finally:
+        dep.undeploy()
