@@ -103,8 +103,10 @@ class OutputPanel(QtWidgets.QWidget):
             hit = label == answer.label
             bar.setValue(int(round(answer.probability * 1000)) if hit else 0)
             bar.setFormat(f"{answer.probability:.1%}" if hit else "")
+        where = getattr(answer, "little_on", None)
+        moved = f" (the little part on {where}: the device is gone)" if where else ""
         self.detail.setText(f"{answer.probability:.1%} \u00b7 answered by the "
-                            f"{answer.answered_by} network in {answer.latency_ms:.2f} ms")
+                            f"{answer.answered_by} network in {answer.latency_ms:.2f} ms{moved}")
         if answer.fallback:
             self.status.setText(f"<font color='#d07000'>\u26a0 fallback ({answer.reason}): the "
                                 f"big part is unreachable, so this is the little network's "

@@ -76,3 +76,20 @@ def test_big_little_answers_and_fallback_status(qtbot, tabs_window, tmp_path):
         for proc in procs.values():
             proc.kill()
             proc.wait(5)
+
+
+def test_answer_with_the_little_part_moved_says_where_it_ran(qtbot):
+    """An answer given while the device agent is gone (the little part moved to the server)
+    says so on its detail line; an ordinary one does not."""
+    from app.run_view.outputs import OutputPanel  # noqa: PLC0415
+    from engine.biglittle import Answer  # noqa: PLC0415
+
+    panel = OutputPanel()
+    qtbot.addWidget(panel)
+    panel.labels = ["cat", "dog"]
+    moved = Answer("dog", "little", 0.9, 12.0, 12.0, None, 0, little_on="server-1")
+    assert panel.display_answer(moved, "device d gone: little part on server-1") == "dog"
+    assert "the little part on server-1: the device is gone" in panel.detail.text()
+    assert "little network in 12.00 ms" in panel.detail.text()
+    panel.display_answer(Answer("cat", "little", 0.8, 1.0, 1.0, None, 0), "ok")
+    assert "little part on" not in panel.detail.text()
