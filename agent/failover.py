@@ -75,6 +75,15 @@ class Failover:
         self.all_conns[conn.info.id] = conn
         return conn
 
+    def connect(self, agent: AgentRef) -> Any:
+        """Connect ``agent`` (an address, ``AgentInfo``, ``AgentClient``, or the id or name of
+        one this deployment knows) so that a placement may use it, e.g. an agent that answers
+        again at the address of one that failed over; an agent let go before is live again.
+        Returns its ``AgentInfo``."""
+        conn = self._connect(agent)
+        self.lost.discard(conn.info.id)
+        return conn.info
+
     def set_fallback(self, *agents: AgentRef) -> None:
         """Agents that take over the modules of an agent that is gone, tried in order (no
         argument: none). Each is an address, an ``AgentInfo``, an ``AgentClient`` or the id or

@@ -10,7 +10,7 @@ there, so it and every later one is answered; :attr:`DeviceLoss.little_on` then 
 since the server agent delays everything it sends. A probe asks the device's address for an
 agent without waiting; once one answers there (``retry_s`` after the loss at the earliest), the
 next sample first moves the little part back to it with the link set again: the agent is
-connected again through ``set_fallback`` (the deployment forgets a failed-over agent, so
+connected again with ``Deployment.connect`` (the deployment forgets a failed-over agent, so
 ``rejoin`` cannot take it back) and the little part moved with ``Deployment.place`` (from the
 server, or from the kept weights when the server is lost meanwhile).
 
@@ -155,10 +155,7 @@ class DeviceLoss:
                 new = self.dep.all_conns[self.dep.rejoin(was.id, was.address, wait)["agent"]]
                 self.device = new.info
             else:
-                self.dep.set_fallback(was.address)  # connects it: the deployment knows it again
-                self.device = self.dep.all_conns[self.dep.fallbacks[0]].info
-                self.dep.set_fallback()
-                self.dep.lost.discard(self.device.id)  # let go when it was lost: back now
+                self.device = self.dep.connect(was.address)  # known (and live) again
                 mine = set(self.parts.device.modules)
                 self.dep.place({m: (self.device.id if m in mine else a) for m, a in old.items()},
                                timeout=wait)

@@ -115,3 +115,28 @@ def test_forward_needing_a_let_go_agent_fails_at_once_or_fails_over(spawn) -> No
         assert dep.failovers[-1]["fallback"] == spare.id
     finally:
         dep.undeploy()
+
+
+def test_connect_takes_an_agent_back_after_its_failover(spawn) -> None:
+    """After a failover the deployment forgets the dead agent; connect() makes a new agent
+    (here: another process) known and live, and a placement moves the modules onto it."""
+    one, two, spare = spawn(["c-one", "c-two", "c-spare"])
+    desc = mlp([16, 8, 4])
+    net = Network(desc, seed=5)
+    placement = split(net, one.id, two.id)
+    dep = deploy(desc, net.get_weights(), placement, [one.address, two.address],
+                 fallback=spare.address)
+    try:
+        x = np.random.default_rng(1).random(16, dtype=np.float32)
+        dep.disconnect(two.id)
+        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        assert dep.failovers[-1]["agent"] == two.id and two.id not in dep.all_conns
+        (back,) = spawn(["c-back"])
+        info = dep.connect(back.address)
+        assert info.id == back.id and back.id not in dep.lost
+        moved = dict(dep.placement, **{m: back.id for m, a in placement.items() if a == two.id})
+        dep.place(moved)
+        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        assert set(dep.placement.values()) == {one.id, back.id}
+    finally:
+        dep.undeploy()
