@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from agent.client import AgentClient
@@ -119,6 +120,8 @@ def _drop(table, mime, row):
     return drop.isAccepted()
 
 
+# Qt 6 has only the QPoint constructors for drag-enter/move events; PySide6 flags them deprecated
+@pytest.mark.filterwarnings("ignore:Function.*QDrag.*deprecated:DeprecationWarning")
 def test_drag_module_rows_onto_an_agent(qtbot, tabs_window, two_agents):
     """Rows of the module list dragged onto an agent's row: one undoable assignment; a drag of
     anything else is refused."""
