@@ -12,7 +12,8 @@ time to stream every weight once. Separately, the Python-level cost of one modul
 marginal time of one more module in a chain of tiny ReLUs, minus numpy's own call floor.
 
 ``--json`` prints one object: ``rows`` (``net``, ``ours_us``, ``ort_us``, ``torch_us`` -- null
-when that engine is absent --, ``ratio_ort``, ``ratio_torch``, ``max_abs_diff``, p99s, module
+when that engine is absent --, ``ratio_ort``, ``ratio_torch``, ``max_abs_diff``, the paired
+``ratio_ort_rounds`` and ``ratio_torch_rounds`` (median of the rounds' ratios), p99s, module
 and call counts; OverFeat adds ``peak_mb``, ``weights_mb``, ``peak_ratio``, ``roofline_ms``,
 ``ratio_roofline``), ``overhead`` and ``environment``. Not a pass/fail test: ratios only.
 """
@@ -67,6 +68,20 @@ def _timed(engines: dict[str, Any], calls: int) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in times.items()}
 
 
+def _paired(ours: np.ndarray, ref: np.ndarray | None) -> float | None:
+    """The median over rounds of each round's ours/ref ratio of medians: a machine that changes
+    speed between rounds changes both engines of a round alike, so this ratio moves less than
+    the ratio of the whole run's medians (which may mix a quick state of one engine with a slow
+    state of the other)."""
+    import numpy as np  # noqa: PLC0415
+    if ref is None:
+        return None
+    rounds = min(len(ours), len(ref), ROUNDS)
+    a = np.median(ours[: len(ours) // rounds * rounds].reshape(rounds, -1), axis=1)
+    b = np.median(ref[: len(ref) // rounds * rounds].reshape(rounds, -1), axis=1)
+    return float(np.median(a / b))
+
+
 def _stats(t: np.ndarray | None) -> tuple[float | None, float | None]:
     import numpy as np  # noqa: PLC0415
     if t is None:
@@ -111,6 +126,7 @@ def bench_net(key: str, calls: int | None, backend: Any) -> dict[str, Any]:
     for name in ("ort", "torch"):
         ref = row[f"{name}_us"]
         row[f"ratio_{name}"] = row["ours_us"] / ref if ref else None
+        row[f"ratio_{name}_rounds"] = _paired(times["ours"], times.get(name))
     row["max_abs_diff"] = diffs.get("ort", diffs.get("torch"))
     row["max_abs_diff_torch"] = diffs.get("torch")
     plan = net._plan(tuple(net.outputs))
@@ -255,6 +271,7 @@ def _line(r: dict[str, Any]) -> str:
     text = (f"{r['net']:9s} ours {_fmt(r['ours_us'])} us (p99 {_fmt(r['ours_p99_us'], '.1f')})"
             f"  ORT {_fmt(r['ort_us'])}  torch {_fmt(r['torch_us'])}"
             f"  ours/ORT {_fmt(r['ratio_ort'], '5.2f')}"
+            f" (rounds {_fmt(r.get('ratio_ort_rounds'), '.2f')})"
             f"  ours/torch {_fmt(r['ratio_torch'], '5.2f')}"
             f"  max|diff| {_fmt(r['max_abs_diff'], '.1e')}")
     if r.get("roofline_ms") is not None:
