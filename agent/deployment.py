@@ -35,7 +35,7 @@ import numpy as np
 from agent import protocol as P
 from agent.discovery import AgentInfo
 from agent.failover import Failover
-from agent.graph import cut_memories, is_recurrent
+from agent.graph import cut_memories, holds_state, is_recurrent
 from agent.session import AgentError, Conn, Session
 from agent.state_carry import fetch_states, restore_states
 from engine.description import NetworkDescription, dumps_network
@@ -63,6 +63,7 @@ class Deployment(Failover):
         self.lost: set[str] = set()  # agents let go by disconnect() (their modules stay placed)
         self._watch: dict[tuple[str, ...], list[str]] = {}  # outputs -> agents they need
         self._memories: dict[tuple[str, ...], list[str]] = {}  # outputs -> Memories they need
+        self._in_order: dict[tuple[str, ...], bool] = {}  # outputs -> they need recurrent state
 
     # ------------------------------------------------------------------ placement
     def place(self, placement: dict[str, str], weights: Mapping[str, Any] | None = None,
@@ -151,6 +152,17 @@ class Deployment(Failover):
                 if m in needed and is_recurrent(self.description.modules[m].type)]
         return found
 
+    def _stateful(self, wanted: tuple[str, ...]) -> bool:
+        """Whether a forward to ``wanted`` runs a module holding recurrent state (a Memory or a
+        recurrent composite such as LSTM): its samples then go one at a time, so they reach it
+        in sequence order whatever the paths' timings, and a failover sends at most one again
+        (whose state update it can undo)."""
+        found = self._in_order.get(wanted)
+        if found is None:
+            found = self._in_order[wanted] = any(
+                holds_state(self.description.modules[m].type) for m in self._needed(wanted))
+        return found
+
     def _send_feeds(self, feeds: Mapping[str, np.ndarray], outputs: tuple[str, ...]) -> str:
         sample = uuid.uuid4().hex
         by_agent: dict[str, P.Message] = {}
@@ -210,9 +222,9 @@ class Deployment(Failover):
                      window: int = 8) -> Iterator[Any]:
         """Pipelined forwards: up to ``window`` samples in flight, results in input order.
         With a fallback set, an agent that dies mid-stream is replaced and the samples in
-        flight are sent again (none lost, order kept). When the forward runs a Memory module,
-        samples go one at a time (``window`` 1): each one needs the state the previous one
-        left."""
+        flight are sent again (none lost, order kept). When the forward runs a module holding
+        recurrent state (a Memory, or a composite such as LSTM), samples go one at a time
+        (``window`` 1): each one needs the state the previous one left."""
         return self._stream(xs, outputs, window, keep=True)
 
     def _stream(self, xs: Iterable[Any], outputs: Sequence[str] | str | None, window: int,
@@ -222,7 +234,7 @@ class Deployment(Failover):
             self._around_let_go(wanted)
         updated = [m for m in self.memories(wanted) if m in self.delayed]
         expect = [*wanted, *updated]  # a Memory reports once it holds its new state
-        if updated:
+        if updated or self._stateful(wanted):
             window = 1
         pending: deque[tuple[str, dict[str, np.ndarray]]] = deque()  # (sample, feeds)
         it = iter(xs)

@@ -210,3 +210,34 @@ def test_local_reference_is_stateful() -> None:
     fresh.forward(xs[0])
     fresh.reset_state()
     assert not np.array_equal(fresh.forward(xs[1]), first[1])
+
+
+def test_streamed_recurrent_composite_through_a_failover(spawn) -> None:
+    """forward_many over an LSTM composite (its Memories are inside it): samples go one at a
+    time, as with a top-level Memory, so a failover of another agent mid-stream sends one
+    sample again and undoes at most its update; the stream equals the local sequence."""
+    b = NetworkBuilder("lstm-stream")
+    i, lin, lstm, o = (b.add("Input", dims=str(N_IN)), b.add("Linear", input=N_IN, output=N_IN),
+                       b.add("LSTM", input=N_IN, output=N_H), b.add("Output"))
+    b.chain(i, lin, lstm, o)
+    desc = b.build()
+    net = _local(desc)
+    xs = np.random.default_rng(13).standard_normal((24, N_IN)).astype(np.float32)
+    want = [net.forward(x).copy() for x in xs]
+    agents = spawn(["s-one", "s-two", "s-spare"])
+    one, two, spare = agents
+    dep = deploy(desc, net.get_weights(), {i: one.id, lin: one.id, lstm: two.id, o: two.id},
+                 [one.address, two.address], fallback=spare.address)
+    try:
+        got = []
+        for y in dep.forward_many(list(xs), window=8):
+            got.append(y)
+            if len(got) == 10:
+                one.kill()
+        (record,) = dep.failovers
+        assert record["agent"] == one.id and record["state_reset"] == []
+        assert record["resent"] == 1  # one sample in flight: the LSTM's order is the sequence
+        for k, (a, b_) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(a, b_), f"sample {k}"
+    finally:
+        _close(dep)
