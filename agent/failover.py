@@ -138,7 +138,9 @@ class Failover:
         of this deployment (it was frozen, not restarted), deploy its modules there again with
         the kept weights and tell the other agents where they are. An agent that restarted
         with another id takes the modules of the old one. ``timeout`` bounds each answer; on
-        failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds"}``."""
+        failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds",
+        "state_reset"}``: the modules holding recurrent state that restart from zeros (those of
+        a restarted agent; none when it was only frozen and kept its share)."""
         t0 = time.monotonic()
         old = self._agent_id(agent)
         before = self.all_conns[old]
@@ -170,8 +172,14 @@ class Failover:
         if new != old:
             del self.all_conns[old]
             self.lost.discard(old)
+        reset = [] if same else sorted(
+            m for m, a in self.placement.items()
+            if a == new and holds_state(self.description.modules[m].type))
+        if reset:
+            log.warning("deployment %s: %s restarted; the state of %s restarts from zeros",
+                        self.id, conn.label, ", ".join(reset))
         return {"agent": new, "was": old, "redeployed": not same,
-                "seconds": time.monotonic() - t0}
+                "seconds": time.monotonic() - t0, "state_reset": reset}
 
     def _recover(self, exc: AgentError, resent: Sequence[str] = ()) -> dict[str, Any] | None:
         """Fail over when ``exc`` says an agent of this deployment is gone and a fallback is

@@ -241,3 +241,44 @@ def test_streamed_recurrent_composite_through_a_failover(spawn) -> None:
             assert np.array_equal(a, b_), f"sample {k}"
     finally:
         _close(dep)
+
+
+def test_rejoin_of_a_restarted_memory_agent_says_its_state_restarts(spawn, caplog) -> None:
+    """An agent restarted at its address (same id) gets its modules again from rejoin; the
+    Memory among them starts from zeros, which rejoin's record (state_reset) and a warning
+    say; the sequence goes on as a local network reset at that point."""
+    import socket  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from tests.agent.conftest import start_agents  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mem_id = str(uuid.uuid4())
+    desc, ids, net, xs = _sequence()
+    (one,) = spawn(["j-one"])
+    (two,) = start_agents(["j-two"], "--id", mem_id, "--bind", f"tcp://127.0.0.1:{port}")
+    dep = deploy(desc, net.get_weights(), _placement(desc, ids, {"memory": 1}, [one.id, mem_id]),
+                 [one.address, two.address])
+    again = None
+    try:
+        got = [dep.forward(x) for x in xs[:MOVE_AT]]
+        two.kill()
+        dep.disconnect(mem_id)
+        (again,) = start_agents(["j-two"], "--id", mem_id, "--bind", f"tcp://127.0.0.1:{port}")
+        with caplog.at_level(logging.WARNING, logger="agent.failover"):
+            record = dep.rejoin(mem_id)
+        assert record["redeployed"] and record["state_reset"] == [ids["memory"]]
+        assert any("restarts from zeros" in r.getMessage() for r in caplog.records)
+        got += [dep.forward(x) for x in xs[MOVE_AT:]]
+        want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
+        net.reset_state()
+        want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
+        for k, (a, b_) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(a, b_), f"sample {k}"
+    finally:
+        _close(dep)
+        for agent in (two, again):
+            if agent is not None:
+                agent.kill()
