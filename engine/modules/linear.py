@@ -118,7 +118,7 @@ class Linear(Freezable, Module):
             governed = gov.run
 
             def product() -> None:
-                governed(dot, params["weight"], flat, out=out)
+                governed(dot, params["weight"], flat, out)
         else:
             def product() -> None:
                 threads()
@@ -192,7 +192,7 @@ class Linear(Freezable, Module):
                 blas.use(1)
                 self._dot(a, b, out=out)
             else:
-                gov.run(self._dot, a, b, out=out)
+                gov.run(self._dot, a, b, out)
         self._add(out, params["bias"], out=out)
         self._x, self._in_shape = flat, s.shape
         return out
