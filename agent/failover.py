@@ -66,23 +66,29 @@ class Failover:
         if self.session.conns.get(conn.address) is conn:
             self.session.drop(conn)
 
-    def _connect(self, agent: AgentRef) -> Conn:
+    def _connect(self, agent: AgentRef, timeout: float | None = None) -> Conn:
+        """The live connection to ``agent``: the one held, or a new one to its address (an
+        address given, or an agent of this deployment that was let go: its sockets are
+        closed). A new connection makes the agent live again (no longer in ``lost``)."""
         address = getattr(agent, "address", agent)
-        if isinstance(address, str) and address.startswith("tcp://"):
-            conn = self.session.connect(address)
-        else:
-            conn = self.all_conns[self._agent_id(str(agent))]
+        if not (isinstance(address, str) and address.startswith("tcp://")):
+            known = self.all_conns[self._agent_id(str(agent))]
+            if known.info.id not in self.lost and self.session.conns.get(known.address) is known:
+                return known
+            address = known.address
+        conn = self.session.connect(address, HELLO_TIMEOUT_S if timeout is None else timeout)
         self.all_conns[conn.info.id] = conn
+        if conn.info.id in self.conns:  # an agent of the placement: forwards go through it
+            self.conns[conn.info.id] = conn
+        self.lost.discard(conn.info.id)
         return conn
 
-    def connect(self, agent: AgentRef) -> Any:
+    def connect(self, agent: AgentRef, timeout: float | None = None) -> Any:
         """Connect ``agent`` (an address, ``AgentInfo``, ``AgentClient``, or the id or name of
         one this deployment knows) so that a placement may use it, e.g. an agent that answers
-        again at the address of one that failed over; an agent let go before is live again.
-        Returns its ``AgentInfo``."""
-        conn = self._connect(agent)
-        self.lost.discard(conn.info.id)
-        return conn.info
+        again at the address of one that failed over; an agent let go before is connected anew
+        and live again. ``timeout`` bounds its answer. Returns its ``AgentInfo``."""
+        return self._connect(agent, timeout).info
 
     def set_fallback(self, *agents: AgentRef) -> None:
         """Agents that take over the modules of an agent that is gone, tried in order (no
@@ -100,7 +106,7 @@ class Failover:
         label = self.all_conns[dead].label
         now, limit = time.monotonic(), self.session.gone_after
         live = [f for f in self.fallbacks if f != dead and f in self.all_conns
-                and now - self.all_conns[f].last_seen <= limit]
+                and f not in self.lost and now - self.all_conns[f].last_seen <= limit]
         if not live:
             raise AgentError(f"{label} is gone and no live fallback agent is configured "
                              f"(fallbacks: {', '.join(self.fallbacks) or 'none'})", "gone",
@@ -111,6 +117,7 @@ class Failover:
         self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead},
                    undo=resent)
         self.session.drop(self.all_conns.pop(dead))
+        self.lost.discard(dead)  # forgotten: placements no longer name it
         record = {"agent": dead, "fallback": to, "modules": modules,
                   "redeploy_s": time.monotonic() - t0, "resent": 0, "time": time.time(),
                   "monotonic": t0, "state_reset": reset}
@@ -139,8 +146,8 @@ class Failover:
         the kept weights and tell the other agents where they are. An agent that restarted
         with another id takes the modules of the old one. ``timeout`` bounds each answer; on
         failure the agent stays let go. Returns ``{"agent", "was", "redeployed", "seconds",
-        "state_reset"}``: the modules holding recurrent state that restart from zeros (those of
-        a restarted agent; none when it was only frozen and kept its share)."""
+        "state_reset"}``: the modules holding recurrent state that restart from zeros (those a
+        restarted agent no longer holds; none when it was only frozen and kept its share)."""
         t0 = time.monotonic()
         old = self._agent_id(agent)
         before = self.all_conns[old]
@@ -172,9 +179,10 @@ class Failover:
         if new != old:
             del self.all_conns[old]
             self.lost.discard(old)
+        kept = set() if new != old else set(held.get(self.id) or ())  # modules it still held
         reset = [] if same else sorted(
             m for m, a in self.placement.items()
-            if a == new and holds_state(self.description.modules[m].type))
+            if a == new and m not in kept and holds_state(self.description.modules[m].type))
         if reset:
             log.warning("deployment %s: %s restarted; the state of %s restarts from zeros",
                         self.id, conn.label, ", ".join(reset))

@@ -173,6 +173,7 @@ class AgentRunner(DeviceLoss):
             except AgentError as exc:
                 if self._device_fault(exc):  # the device went with the sample: once more
                     self._device_lost(exc)  # from the server (or both gone: raises)
+                    end = time.monotonic() + self.bound_s(payload)  # a new request, a new bound
                     continue
                 reason = exc.code if exc.code in ("timeout", "gone") else "error"
                 self._lost(reason, exc)

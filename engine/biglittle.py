@@ -334,12 +334,13 @@ class BigLittle:
         t0 = time.perf_counter()
         little, payload = self.runner.little(x)
         t1 = time.perf_counter()
+        where = self._little_on()  # where the little part ran (big() may move it afterwards)
         probs = probabilities(np.ravel(little), parts.little_kind)
         local, top = decide(probs, parts, threshold)
         k = int(top[0])
         if local[0]:
             return Answer(parts.little_labels[k], "little", float(probs[k]), (t1 - t0) * 1e3,
-                          (t1 - t0) * 1e3, None, 0, little_on=self._little_on())
+                          (t1 - t0) * 1e3, None, 0, little_on=where)
         try:
             values = self.runner.big(payload)
         except BigUnreachable as exc:
@@ -347,14 +348,13 @@ class BigLittle:
             self.fallbacks += 1
             return Answer(parts.little_labels[k], "little", float(probs[k]), (t2 - t0) * 1e3,
                           (t1 - t0) * 1e3, (t2 - t1) * 1e3 if exc.sent else None,
-                          int(payload.nbytes) if exc.sent else 0, True, exc.reason,
-                          self._little_on())
+                          int(payload.nbytes) if exc.sent else 0, True, exc.reason, where)
         big = probabilities(np.ravel(values), parts.big_kind)
         t2 = time.perf_counter()
         b = int(np.argmax(big))
         return Answer(parts.big_labels[b], "big", float(big[b]), (t2 - t0) * 1e3,
                       (t1 - t0) * 1e3, (t2 - t1) * 1e3, int(payload.nbytes),
-                      little_on=self._little_on())
+                      little_on=where)
 
     def _little_on(self) -> str | None:
         return getattr(self.runner, "little_on", None)

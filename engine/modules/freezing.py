@@ -2,10 +2,10 @@
 
 ``Network.eval()`` freezes the modules that can keep forms derived from their weights (within a
 memory budget): Convolution keeps its bias-folded GEMM matrix, Winograd-transformed or
-phase-rearranged weights; Linear its bias-folded transposed matrix. While such a form is kept,
-the parameter arrays are read-only (:meth:`Freezable.lock_params`), so a write that would leave
-it stale fails loudly instead. ``train()``, ``set_flat``, ``reset`` and :meth:`Freezable.thaw`
-drop the forms (``set_flat``/``reset`` freeze again afterwards).
+phase-rearranged weights; Linear its weights with the bias as one more column. While such a
+form is kept, the parameter arrays are read-only (:meth:`Freezable.lock_params`), so a write that
+would leave it stale fails loudly instead. ``train()``, ``set_flat``, ``reset`` and
+:meth:`Freezable.thaw` drop the forms (``set_flat``/``reset`` freeze again afterwards).
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ class Linear(Freezable, Module):
                 gov: blas.Threads | None) -> Any:
         """forward of one sample with its operands bound (then ``post``, the fused activation
         in place on ``out``, when given); ``aug``: ``flat`` with its 1.0 after it (frozen: one
-        product with the kept ``[W^T; b]``); ``gov``: the thread governor of a large product."""
+        product with the kept ``[W | b]`` or ``[W^T; b]``); ``gov``: the thread governor of a
+        large product."""
         params, dot, add, threads = self.params, self._dot, self.xp.add, blas.use_for_vector
         if aug is not None:
             kept = self.kept_matrix()
@@ -152,8 +153,9 @@ class Linear(Freezable, Module):
         return self._kept
 
     def freeze_bytes(self) -> int:
-        """Bytes :meth:`freeze` may keep: ``[W^T; b]`` for layers small enough to run their
-        one-sample product on one thread (0 for larger ones, which never use it)."""
+        """Bytes :meth:`freeze` may keep: the bias-folded matrix (:meth:`kept_matrix`) for
+        layers small enough to run their one-sample product on one thread (0 for larger ones,
+        which never use it)."""
         if self.xp is not np or blas.governed(self.n_in * self.n_out):
             return 0
         return (self.n_in + 1) * self.n_out * self.dtype.itemsize

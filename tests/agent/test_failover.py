@@ -140,3 +140,20 @@ def test_connect_takes_an_agent_back_after_its_failover(spawn) -> None:
         assert set(dep.placement.values()) == {one.id, back.id}
     finally:
         dep.undeploy()
+
+
+def test_connect_by_id_reconnects_an_agent_that_was_let_go(spawn) -> None:
+    """disconnect() closes an agent's sockets; connect() by its id (or name) connects anew,
+    so forwards reach it again (not the closed connection)."""
+    one, two = spawn(["k-one", "k-two"])
+    desc = mlp([16, 8, 4])
+    net = Network(desc, seed=6)
+    dep = deploy(desc, net.get_weights(), split(net, one.id, two.id),
+                 [one.address, two.address])
+    try:
+        x = np.random.default_rng(2).random(16, dtype=np.float32)
+        dep.disconnect(two.id)
+        assert dep.connect("k-two").id == two.id and two.id not in dep.lost
+        np.testing.assert_allclose(dep.forward(x, timeout=5), net.forward(x), rtol=0, atol=1e-5)
+    finally:
+        dep.undeploy()

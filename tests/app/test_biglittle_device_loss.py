@@ -36,7 +36,7 @@ def kill(agent) -> None:
     agent.proc.wait(5)
 
 
-def setup(names, link=None, device_port=None, device_id=None):
+def setup(names, link=None, device_port=None, device_id=None, timeout_s=0.3):
     desc = pair(threshold=0.3)
     weights = Network(desc, seed=5).get_weights()
     parts = split(desc)
@@ -46,7 +46,7 @@ def setup(names, link=None, device_port=None, device_id=None):
         device = start_server(names[0], device_id, device_port)
         (server,) = start_agents(names[1:])
     runner = AgentRunner.connect(parts, weights, [device.address, server.address], names[0],
-                                 names[1], link, timeout_s=0.3, retry_s=0.5)
+                                 names[1], link, timeout_s=timeout_s, retry_s=0.5)
     return BigLittle(parts, runner), BigLittle(parts, LocalRunner(parts, weights)), device, server
 
 
@@ -137,6 +137,39 @@ def test_device_killed_while_a_sample_waits_for_the_big_part():
         assert record["agent"] == server.id and not record["redeployed"]
         assert runner.status == ("device d4-device gone: little part on d4-server; "
                                  "big part on d4-server: forwarding")
+    finally:
+        runner.close()
+        device.kill()
+        server.kill()
+
+
+def test_device_killed_under_a_long_big_timeout_the_sample_goes_again_from_the_server():
+    """With a big-part timeout longer than the heartbeat's 1.4 s, the forwarded sample sees
+    the device gone: the little part moves to the server and the sample is sent again from
+    there with a bound of its own, so the big network answers it (no fallback). Its little
+    verdict ran on the device (little_on None); the next answers say the server."""
+    bl, local, device, server = setup(["d5-device", "d5-server"], timeout_s=3.0)
+    runner = bl.runner
+    xs = samples(12, seed=3)
+    want = [local.classify(x) for x in xs]
+    k = next(i for i, w in enumerate(want) if w.answered_by == "big")
+    little = runner.little
+
+    def little_then_kill(x):
+        out = little(x)
+        kill(device)
+        return out
+
+    try:
+        runner.little = little_then_kill
+        t0 = time.monotonic()
+        a = bl.classify(xs[k])
+        runner.little = little
+        assert time.monotonic() - t0 < BOUND_S
+        assert same(a, want[k]) and runner.down is None, (a, runner.status)
+        assert [r["agent"] for r in runner.dep.failovers] == [device.id]  # moved within big()
+        assert all(same(bl.classify(x), w, "d5-server") for x, w in zip(xs, want, strict=True))
+        assert len(runner.dep.failovers) == 1
     finally:
         runner.close()
         device.kill()
