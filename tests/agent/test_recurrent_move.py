@@ -214,8 +214,9 @@ def test_local_reference_is_stateful() -> None:
 
 def test_streamed_recurrent_composite_through_a_failover(spawn) -> None:
     """forward_many over an LSTM composite (its Memories are inside it): samples go one at a
-    time, as with a top-level Memory, so a failover of another agent mid-stream sends one
-    sample again and undoes at most its update; the stream equals the local sequence."""
+    time, as with a top-level Memory. The Output's agent dies mid-stream: the next sample
+    updates the LSTM on the surviving agent, then is lost with its Output; the failover sends
+    it again (one sample) after undoing that update, so the stream equals the local one."""
     b = NetworkBuilder("lstm-stream")
     i, lin, lstm, o = (b.add("Input", dims=str(N_IN)), b.add("Linear", input=N_IN, output=N_IN),
                        b.add("LSTM", input=N_IN, output=N_H), b.add("Output"))
@@ -226,7 +227,7 @@ def test_streamed_recurrent_composite_through_a_failover(spawn) -> None:
     want = [net.forward(x).copy() for x in xs]
     agents = spawn(["s-one", "s-two", "s-spare"])
     one, two, spare = agents
-    dep = deploy(desc, net.get_weights(), {i: one.id, lin: one.id, lstm: two.id, o: two.id},
+    dep = deploy(desc, net.get_weights(), {i: two.id, lin: two.id, lstm: two.id, o: one.id},
                  [one.address, two.address], fallback=spare.address)
     try:
         got = []
