@@ -108,14 +108,11 @@ def test_device_killed_little_part_moves_to_the_server_and_back():
         server.kill()
 
 
-def test_device_killed_while_a_sample_waits_for_the_big_part():
-    """The forwarded sample goes through the device agent: its loss looks like the server's
-    (a timeout), so that sample is answered by the little network (fallback); the next one
-    finds the device gone, takes the server back at once and moves the little part there."""
-    bl, local, device, server = setup(["d4-device", "d4-server"])
+def _forwarded_with_the_device_killed(bl, device, xs, want):
+    """Classify the first sample the big network answers locally, killing the device agent
+    right after the little part ran it (so the forward to the big part finds it gone);
+    returns the answer and the sample's index."""
     runner = bl.runner
-    xs = samples(12, seed=3)
-    want = [local.classify(x) for x in xs]
     k = next(i for i, w in enumerate(want) if w.answered_by == "big")
     little = runner.little
 
@@ -124,10 +121,23 @@ def test_device_killed_while_a_sample_waits_for_the_big_part():
         kill(device)
         return out
 
+    runner.little = little_then_kill
     try:
-        runner.little = little_then_kill
-        a = bl.classify(xs[k])
+        return bl.classify(xs[k]), k
+    finally:
         runner.little = little
+
+
+def test_device_killed_while_a_sample_waits_for_the_big_part():
+    """The forwarded sample goes through the device agent: its loss looks like the server's
+    (a timeout), so that sample is answered by the little network (fallback); the next one
+    finds the device gone, takes the server back at once and moves the little part there."""
+    bl, local, device, server = setup(["d4-device", "d4-server"])
+    runner = bl.runner
+    xs = samples(12, seed=3)
+    want = [local.classify(x) for x in xs]
+    try:
+        a, _ = _forwarded_with_the_device_killed(bl, device, xs, want)
         assert a.fallback and a.reason == "timeout" and a.little_on is None
         t0 = time.monotonic()
         after = [bl.classify(x) for x in xs]
@@ -152,19 +162,9 @@ def test_device_killed_under_a_long_big_timeout_the_sample_goes_again_from_the_s
     runner = bl.runner
     xs = samples(12, seed=3)
     want = [local.classify(x) for x in xs]
-    k = next(i for i, w in enumerate(want) if w.answered_by == "big")
-    little = runner.little
-
-    def little_then_kill(x):
-        out = little(x)
-        kill(device)
-        return out
-
     try:
-        runner.little = little_then_kill
         t0 = time.monotonic()
-        a = bl.classify(xs[k])
-        runner.little = little
+        a, k = _forwarded_with_the_device_killed(bl, device, xs, want)
         assert time.monotonic() - t0 < BOUND_S
         assert same(a, want[k]) and runner.down is None, (a, runner.status)
         assert [r["agent"] for r in runner.dep.failovers] == [device.id]  # moved within big()
