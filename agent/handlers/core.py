@@ -126,6 +126,14 @@ def _refuse(agent: Any, what: str, dep: str, sender: bytes) -> None:
                                        f"hold its token) may send it. Received: {what}")
 
 
+def _driven(agent: Any, msg: P.Message, sender: bytes) -> Fragment:
+    """The fragment ``msg`` names, when its sender may drive it (else refused, logged)."""
+    frag = fragment(agent, msg)
+    if not _allowed(frag, sender, msg.content.get("token")):
+        _refuse(agent, msg.type, frag.id, sender)
+    return frag
+
+
 def _wire(agent: Any, frag: Fragment) -> None:
     """Give the fragment its two ways out: tensors to peer agents, results to the client."""
     frag.client = frag.owner
@@ -273,9 +281,7 @@ def zero_grad(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
 
 @handler("reset_state")
 def reset_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
-    frag = fragment(agent, msg)
-    if not _allowed(frag, sender, msg.content.get("token")):
-        _refuse(agent, "reset_state", frag.id, sender)
+    frag = _driven(agent, msg, sender)
     return msg.reply("ok", {"deployment": frag.id, "modules": frag.reset_state()})
 
 
@@ -289,9 +295,7 @@ def _ids(value: Any, key: str, what: str) -> list[str] | None:
 
 @handler("get_state")
 def get_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
-    frag = fragment(agent, msg)
-    if not _allowed(frag, sender, msg.content.get("token")):
-        _refuse(agent, "get_state", frag.id, sender)
+    frag = _driven(agent, msg, sender)
     which = _ids(msg.content.get("modules"), "modules", "get_state")
     before = _ids(msg.content.get("before"), "before", "get_state") or []
     reply = msg.reply("state", {"deployment": frag.id})
@@ -301,9 +305,7 @@ def get_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
 
 @handler("set_state")
 def set_state(agent: Any, msg: P.Message, sender: bytes) -> P.Message:
-    frag = fragment(agent, msg)
-    if not _allowed(frag, sender, msg.content.get("token")):
-        _refuse(agent, "set_state", frag.id, sender)
+    frag = _driven(agent, msg, sender)
     states = decode(msg, msg.content.get("modules"), "set_state")
     frag.set_states(states)
     return msg.reply("ok", {"deployment": frag.id, "modules": sorted(states)})
