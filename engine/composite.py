@@ -136,7 +136,9 @@ class CompositeModule(Module):
         except DianneError as exc:
             raise self.fail(f"cannot build its sub-network: {exc}", values) from None
         self.input_id, self.output_id = self.net.inputs[0], self.net.outputs[0]
-        self.memories = [m for m in self.net.modules.values() if getattr(m, "recurrent", False)]
+        # every Memory inside, those of nested recurrent composites (an LSTM in it) included
+        self.memories = [m for sub in self.net.modules.values() for m in (
+            [sub] if getattr(sub, "recurrent", False) else getattr(sub, "memories", ()))]
         # The flat vector: parameterised sub-modules in Java HashMap order of their UUIDs.
         self.parts = [m for m in java_hashmap_order(list(self.description.modules), "uuid")
                       if self.net.modules[m].params]

@@ -304,3 +304,26 @@ def test_nested_composite_runs_infers_and_exports(tmp_path):
                                 providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x[None]})[0][0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_composite_around_a_recurrent_composite_holds_its_state(tmp_path):
+    """A user composite wrapping an LSTM: its memories are the LSTM's two, so reset_state
+    starts the nested sequence again (the same inputs then give the same outputs)."""
+    from engine.description import write_network  # noqa: PLC0415
+
+    folder = tmp_path / "composites" / "WrapLSTM"
+    folder.mkdir(parents=True)
+    (folder / "composite.txt").write_text("Size,n,java.lang.Integer\n")
+    b = NetworkBuilder("WrapLSTM")
+    b.chain(b.add("Input"), b.add("LSTM", input="${n}", output="${n}"), b.add("Output"))
+    write_network(b.build(), folder)
+    composite.add_repository(tmp_path)
+    mod = create_module("WrapLSTM", n="3")
+    assert len(mod.memories) == 2 and all(m.recurrent for m in mod.memories)
+    xs = np.random.default_rng(3).standard_normal((4, 3)).astype(np.float32)
+    first = [mod.forward(x).copy() for x in xs]
+    assert not np.allclose(first[0], first[1])  # the state matters
+    mod.reset_state()
+    again = [mod.forward(x).copy() for x in xs]
+    for a, b_ in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b_)
