@@ -24,6 +24,7 @@ the fallback, listed in the failover record's ``state_reset``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections import deque
@@ -40,6 +41,8 @@ from agent.session import AgentError, Conn, Session
 from agent.state_carry import fetch_states, restore_states
 from engine.description import NetworkDescription, dumps_network
 from engine.topology import link, topological_order, upstream
+
+log = logging.getLogger(__name__)
 
 
 class Deployment(Failover):
@@ -74,8 +77,14 @@ class Deployment(Failover):
         ``gone`` are left alone (no undeploy, nothing fetched from them); ``timeout`` bounds
         each agent's answer; ``undo``: samples lost in a failover, to be sent again, whose state
         updates on live agents are undone (:mod:`agent.state_carry`)."""
-        gone = set(gone) | self.lost
+        given, gone = set(gone), set(gone) | self.lost
         states = fetch_states(self, placement, gone, undo, timeout)
+        lost_state = sorted(m for m, a in self.placement.items()  # left a let-go agent
+                            if a in self.lost - given and placement.get(m) not in (None, a)
+                            and holds_state(self.description.modules[m].type))
+        if lost_state:
+            log.warning("deployment %s: the state of %s stays on an agent that was let go; "
+                        "it restarts from zeros on its new agent", self.id, ", ".join(lost_state))
         moved = [m for m, a in placement.items()
                  if self.placement.get(m) not in (None, a) and self.placement[m] not in gone]
         carry = {m: np.asarray(w, np.float32) for m, w in (weights or {}).items()}

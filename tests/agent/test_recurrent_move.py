@@ -283,3 +283,28 @@ def test_rejoin_of_a_restarted_memory_agent_says_its_state_restarts(spawn, caplo
         for agent in (two, again):
             if agent is not None:
                 agent.kill()
+
+
+def test_moving_a_memory_off_a_let_go_agent_says_its_state_restarts(trio, caplog) -> None:
+    """A Memory moved away from an agent the deployment let go (disconnect) cannot take its
+    state along (nothing is asked of that agent): a warning names it, and the sequence goes
+    on from zeros on the new agent."""
+    desc, ids, net, xs = _sequence()
+    names = [a.name for a in trio]
+    dep = deploy(desc, net.get_weights(), _placement(desc, ids, {"memory": 2}, names),
+                 [a.address for a in trio])
+    try:
+        got = [dep.forward(x) for x in xs[:MOVE_AT]]
+        dep.disconnect(trio[2].id)
+        with caplog.at_level(logging.WARNING, logger="agent.deployment"):
+            dep.move(ids["memory"], names[1])
+        assert any(ids["memory"] in r.getMessage() and "restarts from zeros" in r.getMessage()
+                   for r in caplog.records)
+        got += [dep.forward(x) for x in xs[MOVE_AT:]]
+        want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
+        net.reset_state()
+        want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
+        for k, (a, b_) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(a, b_), f"sample {k}"
+    finally:
+        _close(dep)
