@@ -188,8 +188,7 @@ class AgentRunner(DeviceLoss):
         self.down, self.down_since = reason, time.monotonic()
         self.dep.disconnect(self.server.id)
         if self._probe is None:
-            self._probe = Probe(self.dep.session, self.server.address,
-                                every=max(0.2, min(self.retry_s, 1.0)))
+            self._probe = self._watch(self.server.address)
         self._back = None
 
     def _take_back(self, end: float, force: bool = False) -> bool:

@@ -53,6 +53,10 @@ class DeviceLoss:
     _take_back: Callable[..., bool]
     _link_request: Callable[..., None]
 
+    def _watch(self, address: str) -> Probe:
+        """A probe that asks ``address`` for an agent (again every ``retry_s``, 0.2-1 s)."""
+        return Probe(self.dep.session, address, every=max(0.2, min(self.retry_s, 1.0)))
+
     def _init_device_loss(self) -> None:
         self.device_gone: str | None = None  # why the device agent is lost (None: it answers)
         self.device_since = 0.0
@@ -123,8 +127,7 @@ class DeviceLoss:
                         self.device.name, self.server.name, exc)
             self.device_gone, self.device_since = "gone", time.monotonic()
             self.dep.disconnect(self.device.id)  # nothing waits on it, nothing is sent to it
-            self._device_probe = Probe(self.dep.session, self.device.address,
-                                       every=max(0.2, min(self.retry_s, 1.0)))
+            self._device_probe = self._watch(self.device.address)
         if not self._server_back():
             raise self._both_gone(self._silent_server())
         self.dep.set_fallback(self.server.id)
