@@ -79,9 +79,8 @@ class Deployment(Failover):
         updates on live agents are undone (:mod:`agent.state_carry`)."""
         given, gone = set(gone), set(gone) | self.lost
         states = fetch_states(self, placement, gone, undo, timeout)
-        lost_state = sorted(m for m, a in self.placement.items()  # left a let-go agent
-                            if a in self.lost - given and placement.get(m) not in (None, a)
-                            and holds_state(self.description.modules[m].type))
+        lost_state = sorted(m for a in self.lost - given for m in self._stateful_on(a)
+                            if placement.get(m) not in (None, a))  # left a let-go agent
         if lost_state:
             log.warning("deployment %s: the state of %s stays on an agent that was let go; "
                         "it restarts from zeros on its new agent", self.id, ", ".join(lost_state))
@@ -192,13 +191,18 @@ class Deployment(Failover):
         for aid, msg in by_agent.items():
             self.session.send(self.conns[aid], msg)
 
-    def _watched(self, outputs: tuple[str, ...]) -> list[Conn]:
-        """The connections to the agents holding a module that ``outputs`` need."""
+    def _agents_for(self, outputs: tuple[str, ...]) -> list[str]:
+        """The agents holding a module that ``outputs`` need (cached until ``place``)."""
         aids = self._watch.get(outputs)
         if aids is None:
-            aids = sorted({self.placement[m] for m in self._needed(outputs)} - self.lost)
-            self._watch[outputs] = aids
-        return [self.conns[a] for a in aids if a in self.conns]
+            aids = self._watch[outputs] = sorted({self.placement[m]
+                                                  for m in self._needed(outputs)})
+        return aids
+
+    def _watched(self, outputs: tuple[str, ...]) -> list[Conn]:
+        """The connections to the live agents holding a module that ``outputs`` need."""
+        return [self.conns[a] for a in self._agents_for(outputs)
+                if a in self.conns and a not in self.lost]
 
     def _collect(self, sample: str, expect: Sequence[str], outputs: tuple[str, ...] | None = None,
                  timeout: float | None = None) -> dict[str, np.ndarray | None]:
@@ -283,7 +287,7 @@ class Deployment(Failover):
         """Before a forward that needs modules of an agent let go by ``disconnect``: fail over
         to a configured fallback, else raise ``gone`` naming it (nobody listens to it, so
         waiting for its results would never end)."""
-        lost = sorted({self.placement[m] for m in self._needed(wanted)} & self.lost)
+        lost = [a for a in self._agents_for(wanted) if a in self.lost]
         if not lost:
             return
         conn = self.all_conns.get(lost[0])

@@ -61,6 +61,11 @@ class Failover:
         """The id of the agent of this deployment that ``key`` names (id, name, id prefix)."""
         return _match_agent(key, [c.info for c in self.all_conns.values()]).id
 
+    def _stateful_on(self, agent: str) -> list[str]:
+        """The modules placed on ``agent`` that hold recurrent state, sorted."""
+        return sorted(m for m, a in self.placement.items()
+                      if a == agent and holds_state(self.description.modules[m].type))
+
     def _let_go(self, conn: Conn) -> None:
         """Close ``conn`` unless the session already holds another one to its address."""
         if self.session.conns.get(conn.address) is conn:
@@ -113,7 +118,7 @@ class Failover:
                              agent=dead)
         to = live[0]
         modules = sorted(m for m, a in self.placement.items() if a == dead)
-        reset = [m for m in modules if holds_state(self.description.modules[m].type)]
+        reset = self._stateful_on(dead)
         self.place({m: (to if a == dead else a) for m, a in self.placement.items()}, gone={dead},
                    undo=resent)
         self.session.drop(self.all_conns.pop(dead))
@@ -180,9 +185,7 @@ class Failover:
             del self.all_conns[old]
             self.lost.discard(old)
         kept = set() if new != old else set(held.get(self.id) or ())  # modules it still held
-        reset = [] if same else sorted(
-            m for m, a in self.placement.items()
-            if a == new and m not in kept and holds_state(self.description.modules[m].type))
+        reset = [] if same else [m for m in self._stateful_on(new) if m not in kept]
         if reset:
             log.warning("deployment %s: %s restarted; the state of %s restarts from zeros",
                         self.id, conn.label, ", ".join(reset))

@@ -92,17 +92,27 @@ def test_single_forward_fails_over_and_an_error_without_fallback(spawn) -> None:
         dep.session.close()
 
 
+def _small_split(one, two, seed: int, fallback=None) -> tuple:
+    """An MLP 16-8-4 split over agents ``one`` and ``two``: (net, placement, deployment, x)."""
+    desc = mlp([16, 8, 4])
+    net = Network(desc, seed=seed)
+    placement = split(net, one.id, two.id)
+    dep = deploy(desc, net.get_weights(), placement, [one.address, two.address],
+                 fallback=fallback)
+    return net, placement, dep, np.random.default_rng(seed).random(16, dtype=np.float32)
+
+
+def _agrees(dep, net, x, **kw) -> None:
+    np.testing.assert_allclose(dep.forward(x, **kw), net.forward(x), rtol=0, atol=1e-5)
+
+
 def test_forward_needing_a_let_go_agent_fails_at_once_or_fails_over(spawn) -> None:
     """An agent let go by disconnect() takes no part in later forwards: a forward that needs
     its modules raises a one-line 'gone' error naming it at once (no wait on an agent nobody
     listens to), and with a fallback configured it fails over to it instead."""
     one, two, spare = spawn(["g-one", "g-two", "g-spare"])
-    desc = mlp([16, 8, 4])
-    net = Network(desc, seed=3)
-    dep = deploy(desc, net.get_weights(), split(net, one.id, two.id),
-                 [one.address, two.address])
+    net, _, dep, x = _small_split(one, two, seed=3)
     try:
-        x = np.random.default_rng(0).random(16, dtype=np.float32)
         dep.disconnect(two.id)
         t0 = time.monotonic()
         with pytest.raises(AgentError, match="g-two.*let go") as err:
@@ -110,7 +120,7 @@ def test_forward_needing_a_let_go_agent_fails_at_once_or_fails_over(spawn) -> No
         assert err.value.code == "gone" and time.monotonic() - t0 < 1.0
         assert "\n" not in str(err.value)
         dep.set_fallback(spare.address)
-        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        _agrees(dep, net, x)
         assert dep.failovers[-1]["agent"] == two.id
         assert dep.failovers[-1]["fallback"] == spare.id
     finally:
@@ -121,22 +131,17 @@ def test_connect_takes_an_agent_back_after_its_failover(spawn) -> None:
     """After a failover the deployment forgets the dead agent; connect() makes a new agent
     (here: another process) known and live, and a placement moves the modules onto it."""
     one, two, spare = spawn(["c-one", "c-two", "c-spare"])
-    desc = mlp([16, 8, 4])
-    net = Network(desc, seed=5)
-    placement = split(net, one.id, two.id)
-    dep = deploy(desc, net.get_weights(), placement, [one.address, two.address],
-                 fallback=spare.address)
+    net, placement, dep, x = _small_split(one, two, seed=5, fallback=spare.address)
     try:
-        x = np.random.default_rng(1).random(16, dtype=np.float32)
         dep.disconnect(two.id)
-        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        _agrees(dep, net, x)
         assert dep.failovers[-1]["agent"] == two.id and two.id not in dep.all_conns
         (back,) = spawn(["c-back"])
         info = dep.connect(back.address)
         assert info.id == back.id and back.id not in dep.lost
         moved = dict(dep.placement, **{m: back.id for m, a in placement.items() if a == two.id})
         dep.place(moved)
-        np.testing.assert_allclose(dep.forward(x), net.forward(x), rtol=0, atol=1e-5)
+        _agrees(dep, net, x)
         assert set(dep.placement.values()) == {one.id, back.id}
     finally:
         dep.undeploy()
@@ -146,14 +151,10 @@ def test_connect_by_id_reconnects_an_agent_that_was_let_go(spawn) -> None:
     """disconnect() closes an agent's sockets; connect() by its id (or name) connects anew,
     so forwards reach it again (not the closed connection)."""
     one, two = spawn(["k-one", "k-two"])
-    desc = mlp([16, 8, 4])
-    net = Network(desc, seed=6)
-    dep = deploy(desc, net.get_weights(), split(net, one.id, two.id),
-                 [one.address, two.address])
+    net, _, dep, x = _small_split(one, two, seed=6)
     try:
-        x = np.random.default_rng(2).random(16, dtype=np.float32)
         dep.disconnect(two.id)
         assert dep.connect("k-two").id == two.id and two.id not in dep.lost
-        np.testing.assert_allclose(dep.forward(x, timeout=5), net.forward(x), rtol=0, atol=1e-5)
+        _agrees(dep, net, x, timeout=5)
     finally:
         dep.undeploy()

@@ -30,6 +30,15 @@ def _sequence() -> tuple:
     return desc, ids, net, xs
 
 
+def _assert_reset_at_move(got, net, xs) -> None:
+    """``got`` equals the local sequence with its state reset to zeros at ``MOVE_AT``."""
+    want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
+    net.reset_state()
+    want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
+    for k, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert np.array_equal(a, b), f"sample {k}"
+
+
 def _close(dep) -> None:
     try:
         dep.undeploy()
@@ -120,11 +129,7 @@ def test_failover_of_the_memory_agent_resets_its_state(spawn, caplog) -> None:
     (line,) = [r.getMessage() for r in caplog.records if r.name == "agent.failover"]
     assert "r-two (" in line and "is gone" in line
     assert f"the state of {ids['memory']} was lost" in line
-    want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
-    net.reset_state()  # the Memory restarted from zeros on the fallback
-    want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
-    for k, (a, b) in enumerate(zip(got, want, strict=True)):
-        assert np.array_equal(a, b), f"sample {k}"
+    _assert_reset_at_move(got, net, xs)  # the Memory restarted from zeros on the fallback
 
 
 # The Memory on agent 0. "output-dies": the sample lost with agent 1 had already updated the
@@ -248,15 +253,12 @@ def test_rejoin_of_a_restarted_memory_agent_says_its_state_restarts(spawn, caplo
     """An agent restarted at its address (same id) gets its modules again from rejoin; the
     Memory among them starts from zeros, which rejoin's record (state_reset) and a warning
     say; the sequence goes on as a local network reset at that point."""
-    import socket  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
     from tests.agent.conftest import start_agents  # noqa: PLC0415
+    from tests.engine.test_biglittle_fallback import free_port  # noqa: PLC0415
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mem_id = str(uuid.uuid4())
+    port, mem_id = free_port(), str(uuid.uuid4())
     desc, ids, net, xs = _sequence()
     (one,) = spawn(["j-one"])
     (two,) = start_agents(["j-two"], "--id", mem_id, "--bind", f"tcp://127.0.0.1:{port}")
@@ -273,11 +275,7 @@ def test_rejoin_of_a_restarted_memory_agent_says_its_state_restarts(spawn, caplo
         assert record["redeployed"] and record["state_reset"] == [ids["memory"]]
         assert any("restarts from zeros" in r.getMessage() for r in caplog.records)
         got += [dep.forward(x) for x in xs[MOVE_AT:]]
-        want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
-        net.reset_state()
-        want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
-        for k, (a, b_) in enumerate(zip(got, want, strict=True)):
-            assert np.array_equal(a, b_), f"sample {k}"
+        _assert_reset_at_move(got, net, xs)
     finally:
         _close(dep)
         for agent in (two, again):
@@ -301,10 +299,6 @@ def test_moving_a_memory_off_a_let_go_agent_says_its_state_restarts(trio, caplog
         assert any(ids["memory"] in r.getMessage() and "restarts from zeros" in r.getMessage()
                    for r in caplog.records)
         got += [dep.forward(x) for x in xs[MOVE_AT:]]
-        want = [net.forward(x).copy() for x in xs[:MOVE_AT]]
-        net.reset_state()
-        want += [net.forward(x).copy() for x in xs[MOVE_AT:]]
-        for k, (a, b_) in enumerate(zip(got, want, strict=True)):
-            assert np.array_equal(a, b_), f"sample {k}"
+        _assert_reset_at_move(got, net, xs)
     finally:
         _close(dep)

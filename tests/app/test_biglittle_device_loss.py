@@ -20,7 +20,12 @@ from engine.graph import Network
 from engine.link import Link
 from tests.agent.conftest import start_agents
 from tests.engine.test_biglittle import pair
-from tests.engine.test_biglittle_fallback import free_port, samples, start_server
+from tests.engine.test_biglittle_fallback import (
+    free_port,
+    kill_during_cli_run,
+    samples,
+    start_server,
+)
 
 BOUND_S = 6.0  # generous: losing an agent is noticed after 1.4 s without heartbeat
 
@@ -248,29 +253,17 @@ def _names_both(message: str, device, server) -> None:
 
 def test_cli_run_counts_answers_with_the_little_part_on_the_server(tmp_path, capsys,
                                                                    monkeypatch):
-    import app.sweep_io
     from app.cli import main
     from tests.app.test_biglittle_cli import save
 
     model = save(pair(threshold=0.3), tmp_path / "bl", seed=5)
     device, server = start_agents(["dc-device", "dc-server"])
-    plain = app.sweep_io.progress_bar
-
-    def progress_bar(n, hidden):  # the device dies after the tenth sample
-        update, done = plain(n, hidden)
-
-        def on(i, total):
-            update(i, total)
-            if i == 10:
-                device.kill()
-        return on, done
-
     argv = ["biglittle", "run", str(model), "--dataset", "mnist", "--range", "9000,9020",
             "--no-progress"]
     try:
         assert main([*argv, "--json"]) == 0
         local = json.loads(capsys.readouterr().out)
-        monkeypatch.setattr(app.sweep_io, "progress_bar", progress_bar)
+        kill_during_cli_run(monkeypatch, device)  # the device dies after the tenth sample
         assert main([*argv, "--agent", device.address, "--agent", server.address,
                      "--json"]) == 0
         res = json.loads(capsys.readouterr().out)

@@ -211,25 +211,32 @@ def test_frozen_server_heartbeat_gone_then_resumed_without_redeploy():
         server.kill()
 
 
-def test_cli_run_through_agents_counts_and_marks_fallbacks(tmp_path, capsys, monkeypatch):
+def kill_during_cli_run(monkeypatch, agent, after: int = 10) -> None:
+    """Make the next CLI sweep kill ``agent`` once ``after`` samples are done (through the
+    sweep's progress callback)."""
     import app.sweep_io
+
+    plain = app.sweep_io.progress_bar
+
+    def progress_bar(n, hidden):
+        update, done = plain(n, hidden)
+
+        def on(i, total):
+            update(i, total)
+            if i == after:
+                agent.kill()
+        return on, done
+
+    monkeypatch.setattr(app.sweep_io, "progress_bar", progress_bar)
+
+
+def test_cli_run_through_agents_counts_and_marks_fallbacks(tmp_path, capsys, monkeypatch):
     from app.cli import main
     from tests.app.test_biglittle_cli import save
 
     model = save(pair(threshold=0.3), tmp_path / "bl", seed=5)
     device, server = start_agents(["fc-device", "fc-server"])
-    plain = app.sweep_io.progress_bar
-
-    def progress_bar(n, hidden):  # the server dies after the tenth sample
-        update, done = plain(n, hidden)
-
-        def on(i, total):
-            update(i, total)
-            if i == 10:
-                server.kill()
-        return on, done
-
-    monkeypatch.setattr(app.sweep_io, "progress_bar", progress_bar)
+    kill_during_cli_run(monkeypatch, server)  # the server dies after the tenth sample
     try:
         argv = ["biglittle", "run", str(model), "--dataset", "mnist", "--range", "9000,9030",
                 "--agent", device.address, "--agent", server.address, "--big-timeout", "300ms",
